@@ -1,0 +1,121 @@
+/**
+ * Shared access signatures, checked as the real hub checks them: `sig` is HMAC-SHA256 over `sr + "\n" + se` with
+ * the base64-decoded key of the named policy (`skn`) or, without `skn`, of the device or module in `sr`.
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { HubError, unauthorized } from "./errors";
+import type { Permission, Registry } from "./registry";
+
+export interface SasToken {
+  sr: string;
+  sig: string;
+  se: number;
+  skn?: string;
+}
+
+/** Who a request or connection is: a policy with its rights, or one device or module. */
+export type Principal =
+  | { kind: "policy"; keyName: string; rights: Permission[] }
+  | { kind: "identity"; deviceId: string; moduleId?: string };
+
+export function parseSasToken(text: string | undefined): SasToken {
+  const match = /^\s*SharedAccessSignature\s+(.+)$/.exec(text ?? "");
+  if (!match) throw unauthorized("The Authorization header is missing or is not a SharedAccessSignature");
+  const fields = new URLSearchParams(match[1]);
+  const sr = fields.get("sr");
+  const sig = fields.get("sig");
+  const se = Number(fields.get("se"));
+  if (!sr || !sig || !Number.isFinite(se)) throw unauthorized("The SharedAccessSignature needs sr, sig and se");
+  return { sr, sig, se, skn: fields.get("skn") ?? undefined };
+}
+
+export function sign(sr: string, se: number, base64Key: string): string {
+  return createHmac("sha256", Buffer.from(base64Key, "base64")).update(`${sr}\n${se}`).digest("base64");
+}
+
+/** Builds a token the way the SDKs do (for tests and the benchmark's lightweight clients). */
+export function createSasToken(resource: string, base64Key: string, expirySeconds: number, keyName?: string): string {
+  const sr = encodeURIComponent(resource);
+  const sig = encodeURIComponent(sign(sr, expirySeconds, base64Key));
+  return `SharedAccessSignature sr=${sr}&sig=${sig}&se=${expirySeconds}${keyName ? `&skn=${encodeURIComponent(keyName)}` : ""}`;
+}
+
+function signatureMatches(token: SasToken, rawSr: string, keys: string[]): boolean {
+  const given = Buffer.from(token.sig, "base64");
+  return keys.some((key) => {
+    const expected = Buffer.from(sign(rawSr, token.se, key), "base64");
+    return expected.length === given.length && timingSafeEqual(expected, given);
+  });
+}
+
+/** The resource path a token covers (sr is already URL-decoded once), lowercased host, e.g. "localhost/devices/dev1/modules/m1". */
+function resourceOf(sr: string): string {
+  const decoded = sr.replace(/^https?:\/\//, "").replace(/\/+$/, "");
+  const slash = decoded.indexOf("/");
+  return slash < 0 ? decoded.toLowerCase() : decoded.slice(0, slash).toLowerCase() + decoded.slice(slash);
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** True when `resource` is `scope` or below it, by whole path segment. */
+export function covers(scope: string, resource: string): boolean {
+  return resource === scope || resource.startsWith(scope + "/");
+}
+
+/**
+ * Checks a token against the registry. `rawSr` is `sr` exactly as written in the token (the signature covers it),
+ * which is why authenticate() takes the header text and not a parsed URL.
+ */
+export function authenticate(registry: Registry, header: string | undefined, nowSeconds = Date.now() / 1000): Principal {
+  const token = parseSasToken(header);
+  const rawSr = /(?:^|[\s&])sr=([^&]*)/.exec(header ?? "")?.[1] ?? token.sr;
+  if (token.se < nowSeconds) throw unauthorized("The SharedAccessSignature has expired");
+  const resource = resourceOf(token.sr);
+  const host = registry.hostName.toLowerCase();
+  if (!covers(host, resource)) throw unauthorized(`The token is for '${resource.split("/")[0]}', not for this hub '${host}'`);
+
+  if (token.skn) {
+    const policy = registry.policy(token.skn);
+    if (!policy || !signatureMatches(token, rawSr, [policy.primaryKey, policy.secondaryKey])) {
+      throw unauthorized(`The signature does not match the key of policy '${token.skn}'`);
+    }
+    return { kind: "policy", keyName: policy.keyName, rights: policy.rights };
+  }
+
+  const path = resource.slice(host.length).split("/").filter(Boolean).map(safeDecode);
+  if (path[0] !== "devices" || !path[1] || (path.length > 2 && (path[2] !== "modules" || !path[3]))) {
+    throw unauthorized("A token without skn must be scoped to a device or module: sr=<host>/devices/<id>[/modules/<id>]");
+  }
+  const deviceId = path[1];
+  const moduleId = path.length > 2 ? path[3] : undefined;
+  const identity = registry.findIdentity(deviceId, moduleId);
+  const keys = identity ? [identity.authentication.symmetricKey.primaryKey, identity.authentication.symmetricKey.secondaryKey] : [];
+  if (!identity || !signatureMatches(token, rawSr, keys)) {
+    throw unauthorized(`The signature does not match the keys of ${moduleId ? `module ${deviceId}/${moduleId}` : `device ${deviceId}`}`);
+  }
+  const device = registry.findIdentity(deviceId);
+  if (device?.status === "disabled") throw unauthorized(`Device ${deviceId} is disabled`);
+  return { kind: "identity", deviceId, moduleId };
+}
+
+/** Policies need the right; a device or module token may only read what lies under its own path. */
+export function authorize(principal: Principal, needs: Permission[], target: { deviceId?: string; moduleId?: string; write: boolean }): void {
+  if (principal.kind === "policy") {
+    const rights = new Set<Permission>(principal.rights);
+    if (rights.has("RegistryWrite")) rights.add("RegistryRead");
+    if (!needs.some((right) => rights.has(right))) {
+      throw new HubError(401, "IotHubUnauthorizedAccess", `Policy '${principal.keyName}' lacks the permission ${needs.join(" or ")}`);
+    }
+    return;
+  }
+  const own =
+    target.deviceId === principal.deviceId &&
+    (principal.moduleId === undefined || target.moduleId === principal.moduleId);
+  if (!own || target.write) throw unauthorized("A device or module token gives access to its own identity and twin only, read-only");
+}

@@ -1,0 +1,54 @@
+/**
+ * The hub's errors, in the shape the real IoT Hub sends them: an HTTP status, a named code that the service SDK reads
+ * from `Message` ("ErrorCode:<Name>;<text>"), and the numeric code the device SDK reads from MQTT twin responses.
+ */
+const NUMERIC_CODES: Record<string, number> = {
+  ArgumentInvalid: 400004,
+  ArgumentNull: 400005,
+  IotHubUnauthorizedAccess: 401002,
+  TooManyModulesOnDevice: 403010,
+  DeviceNotFound: 404001,
+  ModuleNotFound: 404010,
+  NotFound: 404000,
+  DeviceAlreadyExists: 409001,
+  ModuleAlreadyExistsOnDevice: 409301,
+  PreconditionFailed: 412002,
+  RequestEntityTooLarge: 413002,
+  ThrottlingException: 429001,
+  ServerError: 500001,
+};
+
+export class HubError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  get numericCode(): number {
+    return NUMERIC_CODES[this.code] ?? this.status * 1000;
+  }
+
+  /** REST body: the service SDK splits `Message` on ';' and ':' to find the code. */
+  toRestBody(trackingId: string): string {
+    return JSON.stringify({
+      Message: `ErrorCode:${this.code};${this.message}`,
+      ExceptionMessage: `Tracking ID:${trackingId}-G:0-TimeStamp:${new Date().toISOString()}`,
+    });
+  }
+
+  /** MQTT twin response body: the device SDK looks at `errorCode`, not at the status in the topic. */
+  toMqttBody(): string {
+    return JSON.stringify({ errorCode: this.numericCode, message: this.message });
+  }
+}
+
+export const badRequest = (message: string) => new HubError(400, "ArgumentInvalid", message);
+export const unauthorized = (message: string) => new HubError(401, "IotHubUnauthorizedAccess", message);
+export const deviceNotFound = (deviceId: string) => new HubError(404, "DeviceNotFound", `Device ${deviceId} not registered`);
+export const moduleNotFound = (deviceId: string, moduleId: string) =>
+  new HubError(404, "ModuleNotFound", `Module ${moduleId} on device ${deviceId} not registered`);
+export const preconditionFailed = (what: string) =>
+  new HubError(412, "PreconditionFailed", `Precondition failed: the etag of ${what} does not match If-Match`);
