@@ -1,0 +1,142 @@
+/** Helpers for tests that run a local hub in-process and drive it with the real SDKs or the real scripts. */
+import * as fs from "node:fs";
+import * as https from "node:https";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ChildProcess, spawn } from "node:child_process";
+import { createSasToken } from "../hub/auth";
+import { Hub, startHub } from "../hub/hub";
+import { TEST_TLS_DIR, ROOT } from "./paths";
+
+const TLS_FILES = ["ca.pem", "ca-key.pem", "server.pem", "server-key.pem"];
+
+export function tempDir(prefix = "localhub-"): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Starts a hub with a fresh (or the given) state directory and the certificates this jest process trusts. */
+export async function startTestHub(dataDir = tempDir()): Promise<Hub> {
+  if (!process.env.NODE_EXTRA_CA_CERTS) throw new Error("NODE_EXTRA_CA_CERTS is not set: run the tests with `npm test`");
+  fs.mkdirSync(dataDir, { recursive: true });
+  for (const file of TLS_FILES) fs.copyFileSync(path.join(TEST_TLS_DIR, file), path.join(dataDir, file));
+  return startHub({ dataDir });
+}
+
+export function moduleConnectionString(hub: Hub, deviceId: string, moduleId?: string): string {
+  const identity = hub.registry.findIdentity(deviceId, moduleId);
+  if (!identity) throw new Error(`no identity ${deviceId}/${moduleId}`);
+  const key = identity.authentication.symmetricKey.primaryKey;
+  return `HostName=${hub.hostName};DeviceId=${deviceId};${moduleId ? `ModuleId=${moduleId};` : ""}SharedAccessKey=${key}`;
+}
+
+/** Resolves when `check` returns true, polling; rejects with `what` after the timeout. */
+export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export interface ScriptRun {
+  child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  exited: Promise<number | null>;
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
+}
+
+const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
+const running = new Set<ChildProcess>();
+
+/**
+ * Starts one of the tutorial scripts as its own process, as a reader would with `npx tsx <file>`.
+ * It runs in an empty directory so that a developer's .env cannot leak into the test.
+ */
+export function startScript(script: string, env: NodeJS.ProcessEnv, args: string[] = [], cwd = tempDir("script-")): ScriptRun {
+  const child = spawn(TSX, [path.join(ROOT, script), ...args], {
+    cwd,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running.add(child);
+  const run: ScriptRun = {
+    child,
+    stdout: "",
+    stderr: "",
+    exited: new Promise((resolve) => child.on("exit", (code) => (running.delete(child), resolve(code)))),
+    waitForOutput: (pattern, timeoutMs = 15_000) =>
+      eventually(() => pattern.test(run.stdout), `${script} to print ${pattern} (got: ${run.stdout}${run.stderr})`, timeoutMs),
+  };
+  child.stdout!.on("data", (chunk: Buffer) => (run.stdout += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (run.stderr += chunk.toString()));
+  return run;
+}
+
+/** Runs a script to its end. */
+export async function runScript(script: string, env: NodeJS.ProcessEnv, args: string[] = [], cwd?: string) {
+  const run = startScript(script, env, args, cwd);
+  const code = await run.exited;
+  return { code, stdout: run.stdout, stderr: run.stderr };
+}
+
+/** Kills whatever a test left running, so the suite never leaves processes behind. */
+export function killScripts(): void {
+  for (const child of running) child.kill("SIGKILL");
+  running.clear();
+}
+
+/** The environment a reader has after `npm run hub` and `export NODE_EXTRA_CA_CERTS=...`. */
+export function scriptEnv(hub: Hub, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { NODE_EXTRA_CA_CERTS: hub.caPath, IOTHUB_CONNECTION_STRING: hub.connectionString, ...extra };
+}
+
+export interface RawResponse {
+  status: number;
+  headers: import("node:http").IncomingHttpHeaders;
+  body: string;
+}
+
+/** A raw HTTPS request to the hub, for what the SDK cannot send (twin PUT, broken bodies, foreign tokens). */
+export function rawRequest(
+  method: string,
+  path: string,
+  options: { authorization?: string; body?: string | Buffer; headers?: Record<string, string> } = {},
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: "localhost",
+        port: 443,
+        method,
+        path,
+        headers: {
+          ...(options.authorization ? { Authorization: options.authorization } : {}),
+          ...(options.body !== undefined ? { "Content-Type": "application/json; charset=utf-8" } : {}),
+          ...options.headers,
+        },
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (chunk) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on("error", reject);
+    req.end(options.body);
+  });
+}
+
+/** A SAS token for one of the hub's policies, valid for an hour (or already expired). */
+export function policyToken(hub: Hub, policyName: string, expired = false): string {
+  const policy = hub.registry.policy(policyName)!;
+  const expiry = Math.floor(Date.now() / 1000) + (expired ? -60 : 3600);
+  return createSasToken(hub.hostName, policy.primaryKey, expiry, policyName);
+}
+
+/** A SAS token for a device or module, signed with its own primary key. */
+export function identityToken(hub: Hub, deviceId: string, moduleId?: string): string {
+  const identity = hub.registry.findIdentity(deviceId, moduleId)!;
+  const resource = `${hub.hostName}/devices/${deviceId}${moduleId ? `/modules/${moduleId}` : ""}`;
+  return createSasToken(resource, identity.authentication.symmetricKey.primaryKey, Math.floor(Date.now() / 1000) + 3600);
+}
