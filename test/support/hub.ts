@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
 import { createSasToken } from "../hub/auth";
 import { Hub, startHub } from "../hub/hub";
-import { TEST_TLS_DIR, ROOT } from "./paths";
+import { NODE_WITH_TSX, ROOT, TEST_TLS_DIR } from "./paths";
 
 const TLS_FILES = ["ca.pem", "ca-key.pem", "server.pem", "server-key.pem"];
 
@@ -46,15 +46,16 @@ export interface ScriptRun {
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
 }
 
-const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 const running = new Set<ChildProcess>();
 
 /**
- * Starts one of the tutorial scripts as its own process, as a reader would with `npx tsx <file>`.
+ * Starts one of the tutorial scripts as its own process, as a reader would with `npx tsx <file>` (minus tsx's
+ * extra process, so that killing it kills the script).
  * It runs in an empty directory so that a developer's .env cannot leak into the test.
  */
 export function startScript(script: string, env: NodeJS.ProcessEnv, args: string[] = [], cwd = tempDir("script-")): ScriptRun {
-  const child = spawn(TSX, [path.join(ROOT, script), ...args], {
+  const [node, ...nodeArgs] = NODE_WITH_TSX;
+  const child = spawn(node, [...nodeArgs, path.join(ROOT, script), ...args], {
     cwd,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,0 +1,52 @@
+import { HubError } from "../hub/errors";
+import { newTwin, patchProperties, patchTags, replaceProperties, replacementPatch } from "../hub/twin";
+
+const T0 = "2026-01-01T00:00:00.000Z";
+const T1 = "2026-01-02T00:00:00.000Z";
+
+describe("twin patches", () => {
+  it("merge objects, replace values and delete keys set to null, bumping $version", () => {
+    const twin = newTwin("e", T0);
+    const first = patchProperties(twin.desired, "desired", { a: 1, o: { x: 1, y: 2 } }, T0);
+    const second = patchProperties(first, "desired", { a: null, o: { y: 3 } }, T1);
+    expect(second.values).toEqual({ o: { x: 1, y: 3 } });
+    expect(second.version).toBe(2);
+    expect(second.metadata).toMatchObject({ $lastUpdated: T1, $lastUpdatedVersion: 2, o: { x: { $lastUpdatedVersion: 1 }, y: { $lastUpdated: T1 } } });
+    expect(second.metadata).not.toHaveProperty("a");
+    expect(first.values).toEqual({ a: 1, o: { x: 1, y: 2 } }); // the previous state is left untouched
+  });
+
+  it("keep $lastUpdatedVersion off reported properties", () => {
+    const reported = patchProperties(newTwin("e", T0).reported, "reported", { r: 1 }, T1);
+    expect(reported.metadata.r).toEqual({ $lastUpdated: T1 });
+  });
+
+  it("refuse forbidden keys, deep nesting, long strings, huge integers and oversized sections", () => {
+    const desired = newTwin("e", T0).desired;
+    const refuse = (patch: any) => expect(() => patchProperties(desired, "desired", patch, T0)).toThrow(HubError);
+    refuse({ "a.b": 1 });
+    refuse({ "a b": 1 });
+    refuse({ $x: 1 });
+    refuse({ s: "x".repeat(4097) });
+    refuse({ n: 2 ** 53 });
+    let deep: any = 1;
+    for (let i = 0; i < 10; i++) deep = { d: deep };
+    expect(() => patchProperties(desired, "desired", deep, T0)).not.toThrow(); // 10 levels are allowed
+    refuse({ d: deep });
+    refuse(Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, "y".repeat(4000)])));
+    refuse([1, 2]);
+    expect(() => patchProperties(desired, "desired", { ok: [1, "two", { three: 3 }], f: 1.5 }, T0)).not.toThrow();
+  });
+
+  it("cap tags at 8 KB", () => {
+    expect(() => patchTags({}, { t: "x".repeat(4000), u: "y".repeat(4000), v: "z".repeat(500) })).toThrow(HubError);
+  });
+
+  it("replace whole, and tell the device which keys went away", () => {
+    const before = patchProperties(newTwin("e", T0).desired, "desired", { a: 1, b: 2 }, T0);
+    const after = replaceProperties(before, "desired", { b: 3, c: 4, $version: 99 }, T1);
+    expect(after.values).toEqual({ b: 3, c: 4 });
+    expect(after.version).toBe(2);
+    expect(replacementPatch(before.values, after.values)).toEqual({ a: null, b: 3, c: 4 });
+  });
+});
