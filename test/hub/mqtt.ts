@@ -84,6 +84,7 @@ class Session {
   private key = "";
   private connected = false;
   private closed = false;
+  private cleanSession = false;
   private readonly subscriptions = new Set<string>();
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private keepaliveMs = 0;
@@ -146,6 +147,7 @@ class Session {
         return this.onSubscribe(packet);
       case "unsubscribe":
         for (const topic of packet.unsubscriptions) this.subscriptions.delete(topic);
+        this.rememberSubscriptions();
         return this.send({ cmd: "unsuback", messageId: packet.messageId, granted: [] });
       case "publish":
         return void this.onPublish(packet);
@@ -197,12 +199,18 @@ class Session {
     }
     this.key = identityKey(this.deviceId, this.moduleId);
     this.connected = true;
+    // Clean session false (what the Azure SDKs send) resumes the identity's earlier subscriptions: the SDK does not
+    // subscribe again after a reconnect, it expects the hub to remember.
+    this.cleanSession = packet.clean === true;
+    const saved = packet.clean ? undefined : this.edge.registry.sessionSubscriptions(this.key);
+    if (packet.clean) this.edge.registry.saveSession(this.key, null);
+    for (const topic of saved ?? []) this.subscriptions.add(topic);
     this.keepaliveMs = (packet.keepalive ?? 0) * 1000;
     this.resetKeepalive();
     if (!this.keepaliveMs) clearTimeout(this.keepaliveTimer);
     this.edge.claim(this.key, this);
     this.edge.registry.setConnected(this.deviceId, this.moduleId, true);
-    this.send({ cmd: "connack", returnCode: 0, sessionPresent: false });
+    this.send({ cmd: "connack", returnCode: 0, sessionPresent: saved !== undefined });
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     this.edge.log(`MQTT CONNECT ${this.key} 0 accepted over ${this.transport} ${ms.toFixed(1)}ms`);
   }
@@ -225,7 +233,12 @@ class Session {
       this.subscriptions.add(topic);
       return Math.min(qos, 1);
     });
-    this.send({ cmd: "suback", messageId: packet.messageId, granted });
+    this.rememberSubscriptions();
+    void this.edge.registry.store.sync().then(() => this.send({ cmd: "suback", messageId: packet.messageId, granted }));
+  }
+
+  private rememberSubscriptions(): void {
+    if (!this.cleanSession) this.edge.registry.saveSession(this.key, [...this.subscriptions]);
   }
 
   private deliver(topic: string, payload: string): void {

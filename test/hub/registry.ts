@@ -55,8 +55,8 @@ export interface Identity {
   twin: TwinState;
 }
 
-/** A record in the store: an identity with its twin, or the list of policies. */
-export type StoredRecord = Identity | Policy[];
+/** A record in the store: an identity with its twin, the list of policies, or an MQTT session's subscriptions. */
+export type StoredRecord = Identity | Policy[] | string[];
 
 export const DEFAULT_POLICY_RIGHTS: Record<string, Permission[]> = {
   iothubowner: ["RegistryWrite", "ServiceConnect", "DeviceConnect"],
@@ -70,6 +70,7 @@ export const MAX_MODULES_PER_DEVICE = 50;
 const ID_PATTERN = /^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$/;
 const NEVER = "0001-01-01T00:00:00Z";
 const POLICIES_KEY = "policies";
+const SESSION_PREFIX = "session:";
 
 export const identityKey = (deviceId: string, moduleId?: string): string =>
   moduleId === undefined ? deviceId : `${deviceId}/${moduleId}`;
@@ -122,6 +123,7 @@ export class Registry extends EventEmitter {
   private readonly devices = new Map<string, Identity>();
   private readonly modules = new Map<string, Map<string, Identity>>();
   private readonly connected = new Set<string>();
+  private readonly sessions = new Map<string, string[]>();
   private policies: Policy[];
   private sequence = 0;
 
@@ -133,6 +135,10 @@ export class Registry extends EventEmitter {
     this.hostName = hostName;
     for (const [key, record] of store.entries) {
       if (key === POLICIES_KEY) continue;
+      if (key.startsWith(SESSION_PREFIX)) {
+        this.sessions.set(key.slice(SESSION_PREFIX.length), record as string[]);
+        continue;
+      }
       const identity = record as Identity;
       if (identity.moduleId === undefined) this.devices.set(identity.deviceId, identity);
       else this.modulesOf(identity.deviceId).set(identity.moduleId, identity);
@@ -348,6 +354,25 @@ export class Registry extends EventEmitter {
     }
   }
 
+  // ---- persistent MQTT sessions (CONNECT with clean session false keeps subscriptions, across restarts too) ----
+
+  sessionSubscriptions(key: string): string[] | undefined {
+    return this.sessions.get(key);
+  }
+
+  /** Stores a session's subscriptions; null ends the session (clean CONNECT, identity deleted). */
+  saveSession(key: string, subscriptions: string[] | null): void {
+    const current = this.sessions.get(key);
+    if (subscriptions === null) {
+      if (!current) return;
+      this.sessions.delete(key);
+    } else {
+      if (current && current.length === subscriptions.length && current.every((s, i) => s === subscriptions[i])) return;
+      this.sessions.set(key, subscriptions);
+    }
+    this.store.put(SESSION_PREFIX + key, subscriptions);
+  }
+
   // ---- internals ----
 
   private modulesOf(deviceId: string): Map<string, Identity> {
@@ -437,6 +462,9 @@ export class Registry extends EventEmitter {
   }
 
   private revoke(key: string, withModules: boolean): void {
+    for (const sessionKey of [...this.sessions.keys()]) {
+      if (sessionKey === key || (withModules && sessionKey.startsWith(`${key}/`))) this.saveSession(sessionKey, null);
+    }
     this.emit("revoked", key, withModules);
   }
 

@@ -168,6 +168,16 @@ describe("device side over MQTT", () => {
     expect(twin.properties.desired).toMatchObject({ whileAway: 2, $version: 2 });
   });
 
+  it("keeps a client's subscriptions when it reconnects after a dropped connection (clean session false)", async () => {
+    const { client, twin } = await openModule("a");
+    const patches = collectPatches(twin);
+    const reconnected = new Promise<void>((resolve) => client.once("connect", () => resolve()));
+    hub.mqtt.closeAll();
+    await reconnected; // the SDK reconnects by itself and does not subscribe again
+    await registry.updateModuleTwin("twin-dev", "a", { properties: { desired: { afterReconnect: true } } }, "*");
+    await eventually(() => patches.some((p) => p.afterReconnect === true), "the patch after the reconnect");
+  });
+
   it("shows connectionState Connected while a module is connected", async () => {
     const { client } = await openModule("b");
     expect((await registry.getModule("twin-dev", "b")).responseBody.connectionState).toBe("Connected");

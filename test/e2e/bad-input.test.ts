@@ -1,0 +1,98 @@
+/** Every mistake a newcomer makes gets one clear line, a non-zero exit code, no stack trace and no key. */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Hub } from "../hub/hub";
+import { ROOT } from "../support/paths";
+import { killScripts, moduleConnectionString, runScript, scriptEnv, startTestHub, tempDir } from "../support/hub";
+
+const SCRIPTS = ["CreateModule.ts", "UpdateModuleTwinDesiredProperties.ts", "ReceiveModuleTwinDesiredPropertiesPatch.ts"];
+const WRONG_KEY = Buffer.alloc(32, 5).toString("base64");
+let hub: Hub;
+let moduleString: string;
+let deviceString: string;
+
+beforeAll(async () => {
+  hub = await startTestHub();
+  hub.registry.putDevice("myFirstDevice", {}, undefined);
+  hub.registry.putModule("myFirstDevice", "myFirstModule", {}, undefined);
+  moduleString = moduleConnectionString(hub, "myFirstDevice", "myFirstModule");
+  deviceString = moduleConnectionString(hub, "myFirstDevice");
+});
+afterEach(() => killScripts());
+afterAll(() => hub.stop());
+
+/** Runs a script and checks the shape every failure must have; returns its one line. */
+async function failure(script: string, env: NodeJS.ProcessEnv, expectedCode: number, cwd?: string): Promise<string> {
+  const result = await runScript(script, env, [], cwd);
+  expect(result.code).toBe(expectedCode);
+  const lines = result.stderr.trim().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^Error: /);
+  expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  for (const secret of [WRONG_KEY, hub.connectionString.split("SharedAccessKey=")[1], moduleString.split("SharedAccessKey=")[1]]) {
+    expect(result.stdout + result.stderr).not.toContain(secret);
+  }
+  return lines[0];
+}
+
+it.each(SCRIPTS)("%s without .env names the missing variable (exit 2)", async (script) => {
+  expect(await failure(script, {}, 2)).toMatch(/(IOTHUB|MODULE)_CONNECTION_STRING is not set: copy \.env\.example to \.env/);
+});
+
+it.each(SCRIPTS)("%s with the placeholders of .env.example says to replace them (exit 2)", async (script) => {
+  const cwd = tempDir("cwd-");
+  fs.copyFileSync(path.join(ROOT, ".env.example"), path.join(cwd, ".env"));
+  expect(await failure(script, {}, 2, cwd)).toMatch(/still holds the placeholder from \.env\.example/);
+});
+
+it("the receiver refuses a device string where the module string belongs (exit 2)", async () => {
+  const line = await failure("ReceiveModuleTwinDesiredPropertiesPatch.ts", scriptEnv(hub, { MODULE_CONNECTION_STRING: deviceString }), 2);
+  expect(line).toMatch(/MODULE_CONNECTION_STRING is a device connection string \(no ModuleId=\.\.\.\)/);
+});
+
+it("the service scripts refuse a module string where the service string belongs (exit 2)", async () => {
+  for (const script of SCRIPTS.slice(0, 2)) {
+    const line = await failure(script, scriptEnv(hub, { IOTHUB_CONNECTION_STRING: moduleString }), 2);
+    expect(line).toMatch(/IOTHUB_CONNECTION_STRING is a module connection string/);
+  }
+});
+
+it("a wrong key gets 401 explained, naming the variable (exit 1)", async () => {
+  const wrongService = `HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=${WRONG_KEY}`;
+  for (const script of SCRIPTS.slice(0, 2)) {
+    expect(await failure(script, scriptEnv(hub, { IOTHUB_CONNECTION_STRING: wrongService }), 1)).toMatch(
+      /refused the credentials in IOTHUB_CONNECTION_STRING \(401 Unauthorized\)/,
+    );
+  }
+  const wrongModule = moduleString.replace(/SharedAccessKey=.*/, `SharedAccessKey=${WRONG_KEY}`);
+  expect(await failure("ReceiveModuleTwinDesiredPropertiesPatch.ts", scriptEnv(hub, { MODULE_CONNECTION_STRING: wrongModule }), 1)).toMatch(
+    /refused the credentials in MODULE_CONNECTION_STRING \(401 Unauthorized\)/,
+  );
+});
+
+it("a policy without Registry Write is named as the cause (exit 1)", async () => {
+  const serviceOnly = `HostName=localhost;SharedAccessKeyName=service;SharedAccessKey=${hub.registry.policy("service")!.primaryKey}`;
+  expect(await failure("CreateModule.ts", scriptEnv(hub, { IOTHUB_CONNECTION_STRING: serviceOnly }), 1)).toMatch(
+    /policy lacks Registry Write and Service Connect permissions/,
+  );
+});
+
+it.each(SCRIPTS)("%s without NODE_EXTRA_CA_CERTS explains the untrusted certificate (exit 1)", async (script) => {
+  const env = scriptEnv(hub, { MODULE_CONNECTION_STRING: moduleString });
+  delete env.NODE_EXTRA_CA_CERTS;
+  expect(await failure(script, env, 1)).toMatch(/TLS certificate of localhost is not trusted: .*export NODE_EXTRA_CA_CERTS=/);
+});
+
+it("the update script refuses a value that is not a whole number (exit 2)", async () => {
+  const result = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub), ["fast"]);
+  expect(result.code).toBe(2);
+  expect(result.stderr.trim()).toBe('Error: "fast" is not a telemetry interval: give one whole number of seconds, e.g. 122.');
+});
+
+// Last: it stops the hub.
+it.each(SCRIPTS)("%s with the hub not running says so (exit 1)", async (script) => {
+  await hub.stop();
+  expect(await failure(script, scriptEnv(hub, { MODULE_CONNECTION_STRING: moduleString }), 1)).toMatch(
+    /Connection to localhost refused: is the hub running\?/,
+  );
+});

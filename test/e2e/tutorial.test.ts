@@ -1,0 +1,137 @@
+/** The tutorial end to end: the three real scripts as separate processes, against the local hub. */
+import type { Hub } from "../hub/hub";
+import { ScriptRun, eventually, killScripts, runScript, scriptEnv, startScript, startTestHub, tempDir } from "../support/hub";
+
+const DEVICE = "myFirstDevice";
+const MODULE = "myFirstModule";
+let hub: Hub;
+let dataDir: string;
+let moduleString: string;
+
+beforeAll(async () => {
+  dataDir = tempDir();
+  hub = await startTestHub(dataDir);
+});
+afterEach(() => killScripts());
+afterAll(() => hub.stop());
+
+const count = (text: string, pattern: RegExp) => (text.match(new RegExp(pattern.source, "g")) ?? []).length;
+
+/** The JSON printed after a heading line, as the scripts print it. */
+function jsonAfter(text: string, heading: string): any {
+  const start = text.indexOf("{", text.lastIndexOf(heading));
+  let depth = 0;
+  for (let i = start; i < text.length; i++) {
+    if (text[i] === "{") depth++;
+    if (text[i] === "}" && --depth === 0) return JSON.parse(text.slice(start, i + 1));
+  }
+  throw new Error(`no JSON after '${heading}' in:\n${text}`);
+}
+
+async function startReceiver(): Promise<ScriptRun> {
+  const receiver = startScript("ReceiveModuleTwinDesiredPropertiesPatch.ts", scriptEnv(hub, { MODULE_CONNECTION_STRING: moduleString }));
+  await receiver.waitForOutput(/Waiting for desired property patches/);
+  return receiver;
+}
+
+it("CreateModule prints both keys and a module connection string that works", async () => {
+  const result = await runScript("CreateModule.ts", scriptEnv(hub));
+  expect(result.stderr).toBe("");
+  expect(result.code).toBe(0);
+  const device = hub.registry.findIdentity(DEVICE)!;
+  const module = hub.registry.findIdentity(DEVICE, MODULE)!;
+  expect(result.stdout).toContain(`device <${DEVICE}> has primary key = ${device.authentication.symmetricKey.primaryKey}\n`);
+  expect(result.stdout).toContain(`device/module <${DEVICE}/${MODULE}> has primary key = ${module.authentication.symmetricKey.primaryKey}\n`);
+  moduleString = /^MODULE_CONNECTION_STRING="([^"]+)"$/m.exec(result.stdout)![1];
+  expect(moduleString).toBe(`HostName=localhost;DeviceId=${DEVICE};ModuleId=${MODULE};SharedAccessKey=${module.authentication.symmetricKey.primaryKey}`);
+});
+
+it("CreateModule run again keeps the same keys (the 409 path), and --write-env fills .env", async () => {
+  const cwd = tempDir("cwd-");
+  require("node:fs").writeFileSync(`${cwd}/.env`, "# mine\nDEVICE_ID=myFirstDevice\n");
+  const again = await runScript("CreateModule.ts", scriptEnv(hub), ["--write-env"], cwd);
+  expect(again.code).toBe(0);
+  expect(again.stdout).toContain(`MODULE_CONNECTION_STRING="${moduleString}"`);
+  expect(require("node:fs").readFileSync(`${cwd}/.env`, "utf8")).toBe(`# mine\nDEVICE_ID=myFirstDevice\nMODULE_CONNECTION_STRING="${moduleString}"\n`);
+});
+
+it("the receiver prints the current state, then exactly one patch with telemetryInterval 122", async () => {
+  const receiver = await startReceiver();
+  expect(receiver.stdout).toMatch(/Current desired properties \(\$version 0; this is the state now, not a patch\):\n\{\}/);
+  const update = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub));
+  expect(update.code).toBe(0);
+  expect(jsonAfter(update.stdout, "Module twin properties before update:").desired).toEqual({ $version: 0 });
+  expect(jsonAfter(update.stdout, "Module twin properties after update:").desired).toEqual({ telemetryInterval: 122, $version: 1 });
+  await receiver.waitForOutput(/Twin desired properties patch received:/);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect(count(receiver.stdout, /patch received/)).toBe(1);
+  expect(jsonAfter(receiver.stdout, "Twin desired properties patch received:")).toEqual({ telemetryInterval: 122, $version: 1 });
+
+  // The receiver reports the value back; the next update run shows it in reported properties.
+  await eventually(() => (hub.registry.getTwin(DEVICE, MODULE) as any).properties.reported.telemetryInterval === 122, "the reported ack");
+  const next = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub), ["60"]);
+  expect(jsonAfter(next.stdout, "Module twin properties before update:").reported).toEqual({ telemetryInterval: 122, $version: 1 });
+  expect(jsonAfter(next.stdout, "Module twin properties after update:").desired.telemetryInterval).toBe(60);
+  await receiver.waitForOutput(/"telemetryInterval": 60/);
+});
+
+it("the update script retries when the twin changes between its read and its patch (412)", async () => {
+  const registry = hub.registry;
+  const getTwin = registry.getTwin.bind(registry);
+  let interfered = false;
+  // Someone else patches the twin right after the script has read it: the script's etag is stale.
+  registry.getTwin = (deviceId, moduleId) => {
+    const twin = getTwin(deviceId, moduleId);
+    if (!interfered && moduleId === MODULE) {
+      interfered = true;
+      registry.patchTwin(DEVICE, MODULE, { properties: { desired: { setBySomeoneElse: true } } }, "*");
+    }
+    return twin;
+  };
+  try {
+    const result = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/The module twin changed since it was read .*reading it again \(attempt 2 of 3\)/);
+    expect(jsonAfter(result.stdout, "Module twin properties after update:").desired).toMatchObject({ telemetryInterval: 122, setBySomeoneElse: true });
+  } finally {
+    registry.getTwin = getTwin;
+  }
+});
+
+it("prints patches sent while its connection was down after it reconnects, none twice", async () => {
+  const receiver = await startReceiver();
+  const version = () => (hub.registry.getTwin(DEVICE, MODULE) as any).properties.desired.$version as number;
+  const before = count(receiver.stdout, /patch received/);
+
+  // The connection drops; two patches are made before the client is back.
+  hub.mqtt.closeAll();
+  hub.registry.patchTwin(DEVICE, MODULE, { properties: { desired: { telemetryInterval: 300 } } }, "*");
+  hub.registry.patchTwin(DEVICE, MODULE, { properties: { desired: { mode: "eco" } } }, "*");
+  const missed = version();
+  await receiver.waitForOutput(/patch received \(sent while disconnected\)/);
+  expect(jsonAfter(receiver.stdout, "(sent while disconnected):")).toEqual({ telemetryInterval: 300, mode: "eco", $version: missed });
+
+  // The hub restarts; one more patch is made before the client is back.
+  await hub.stop();
+  hub = await startTestHub(dataDir);
+  hub.registry.patchTwin(DEVICE, MODULE, { properties: { desired: { mode: null } } }, "*");
+  await eventually(() => count(receiver.stdout, /sent while disconnected/) === 2, "the patch made during the restart", 20_000);
+  expect(jsonAfter(receiver.stdout, "(sent while disconnected):")).toEqual({ mode: null, $version: missed + 1 });
+
+  // Live patches still arrive once each.
+  await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub), ["42"]);
+  await receiver.waitForOutput(/"telemetryInterval": 42/);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect(count(receiver.stdout, /patch received/) - before).toBe(3);
+  for (let v = missed; v <= missed + 2; v++) expect(count(receiver.stdout, new RegExp(`"\\$version": ${v}\\n`))).toBe(1);
+}, 40_000);
+
+it.each(["SIGINT", "SIGTERM"] as const)("the receiver closes and exits 0 within 5 s on %s", async (signal) => {
+  const receiver = await startReceiver();
+  const started = Date.now();
+  receiver.child.kill(signal);
+  expect(await receiver.exited).toBe(0);
+  expect(Date.now() - started).toBeLessThan(5000);
+  expect(receiver.stdout).toContain("IoTHubModuleClient sample stopped\nShutting down IoT Hub Client\n");
+  await eventually(() => hub.registry.getModule(DEVICE, MODULE).connectionState === "Disconnected", "the hub to see the module go");
+});
