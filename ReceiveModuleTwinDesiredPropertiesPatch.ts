@@ -65,12 +65,20 @@ export async function main(): Promise<void> {
   const twin: Twin = await client.getTwin();
 
   // What this module has seen so far: every patch with a higher $version is new.
-  let known = valuesOf(twin.properties.desired);
-  let knownVersion = Number(twin.properties.desired.$version ?? 0);
-  let resyncing = false;
-  console.log("");
-  console.log(`Current desired properties ($version ${knownVersion}; this is the state now, not a patch):`);
-  console.log(JSON.stringify(known, null, 2));
+  let known: Properties = {};
+  let knownVersion = 0;
+  let reading = true; // while the twin is being read, its change events are the whole state, not patches
+
+  /** Reads the whole twin again; the SDK fires its whole desired state as one event meanwhile, which is ignored. */
+  const readDesired = async (): Promise<{ values: Properties; version: number }> => {
+    reading = true;
+    try {
+      await twin.get();
+    } finally {
+      reading = false;
+    }
+    return { values: valuesOf(twin.properties.desired), version: Number(twin.properties.desired.$version ?? 0) };
+  };
 
   const handlePatch = (patch: Properties, version: number, note = ""): void => {
     console.log("");
@@ -85,32 +93,32 @@ export async function main(): Promise<void> {
   };
 
   // After a reconnect the SDK subscribes again but does not read the twin: patches sent meanwhile would be lost.
-  const resync = async (): Promise<void> => {
-    resyncing = true;
-    try {
-      await twin.get();
-    } finally {
-      resyncing = false;
-    }
-    const version = Number(twin.properties.desired.$version ?? 0);
-    if (version > knownVersion) {
-      handlePatch(diffDesired(known, valuesOf(twin.properties.desired)), version, " (sent while disconnected)");
-    }
+  const catchUp = async (): Promise<void> => {
+    const { values, version } = await readDesired();
+    if (version > knownVersion) handlePatch(diffDesired(known, values), version, " (sent while disconnected)");
+  };
+  const catchUpInBackground = (): void => {
+    catchUp().catch((err: Error) => console.error(`Could not read the twin: ${describeError(err, VARIABLE)}`));
   };
 
-  // The first event is the whole current desired state (already printed above), then one event per patch.
+  // The first event is the whole current desired state, then one event per patch.
   twin.on("properties.desired", (delta: Properties) => {
     const version = Number(delta.$version ?? 0);
-    if (resyncing || version <= knownVersion) return;
-    if (version > knownVersion + 1) {
-      resync().catch((err: Error) => console.error(`Could not read the twin: ${describeError(err, VARIABLE)}`));
-      return;
-    }
+    if (reading || version <= knownVersion) return;
+    if (version > knownVersion + 1) return catchUpInBackground(); // a patch went missing: read the whole twin
     handlePatch(valuesOf(delta), version);
   });
+
+  // Adding the listener subscribes to patches. Reading the twin after that leaves no gap: a change made before the
+  // subscription took effect is in this read, and every later one arrives as a patch.
+  ({ values: known, version: knownVersion } = await readDesired());
+  console.log("");
+  console.log(`Current desired properties ($version ${knownVersion}; this is the state now, not a patch):`);
+  console.log(JSON.stringify(known, null, 2));
+
   client.on("connect", () => {
     console.log("Connected to the hub again; checking for patches sent meanwhile...");
-    resync().catch((err: Error) => console.error(`Could not read the twin: ${describeError(err, VARIABLE)}`));
+    catchUpInBackground();
   });
 
   console.log("");

@@ -234,6 +234,7 @@ class Session {
       return Math.min(qos, 1);
     });
     this.rememberSubscriptions();
+    this.edge.log(`MQTT SUBSCRIBE ${this.key} ${packet.subscriptions.map((s, i) => `${s.topic}=${granted[i]}`).join(" ")}`);
     void this.edge.registry.store.sync().then(() => this.send({ cmd: "suback", messageId: packet.messageId, granted }));
   }
 
