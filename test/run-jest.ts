@@ -6,9 +6,16 @@ import { spawnSync } from "node:child_process";
 import { ensureCertificates } from "./hub/certs";
 import { TEST_TLS_DIR } from "./support/paths";
 
-const { caPath } = ensureCertificates(TEST_TLS_DIR);
-const result = spawnSync(process.execPath, [require.resolve("jest/bin/jest"), ...process.argv.slice(2)], {
-  stdio: "inherit",
-  env: { ...process.env, NODE_EXTRA_CA_CERTS: caPath },
+async function main(): Promise<void> {
+  const { caPath } = await ensureCertificates(TEST_TLS_DIR);
+  const result = spawnSync(process.execPath, [require.resolve("jest/bin/jest"), ...process.argv.slice(2)], {
+    stdio: "inherit",
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: caPath },
+  });
+  process.exit(result.status ?? 1);
+}
+
+main().catch((err) => {
+  console.error(`Error: ${(err as Error).message}`);
+  process.exit(1);
 });
-process.exit(result.status ?? 1);

@@ -90,7 +90,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const log = options.log ?? (() => {});
   const httpsPort = options.httpsPort ?? 443;
   const mqttPort = options.mqttPort ?? 8883;
-  const tlsFiles = ensureCertificates(dataDir);
+  const tlsFiles = await ensureCertificates(dataDir);
 
   // Bind the ports before touching the state: a second hub on the same directory fails here, harmlessly.
   let restHandler: ReturnType<typeof createRestHandler> | undefined;
@@ -104,6 +104,9 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
         if (restHandler) void restHandler(req, res);
         else res.writeHead(503).end();
       });
+      // Like Azure's load balancer, keep idle connections for minutes: the SDK reuses them (keep-alive agent), and a
+      // short server timeout races with that reuse ("socket hang up").
+      httpsServer.keepAliveTimeout = 240_000;
       httpsServer.on("upgrade", (req, socket, head) => {
         if (!mqttEdge || new URL(req.url ?? "/", "https://localhost").pathname !== "/$iothub/websocket") {
           socket.destroy();
