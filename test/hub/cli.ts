@@ -13,6 +13,8 @@ function maskKey(connectionString: string): string {
 }
 
 export async function main(): Promise<void> {
+  // Whoever reads our output may go away first (a closed pipe): that must not crash the hub.
+  process.stdout.on("error", () => {});
   let values;
   try {
     ({ values } = parseArgs({
