@@ -125,6 +125,29 @@ it("says which port is taken and how to fix it, instead of crashing", async () =
   }
 });
 
+// On Linux a normal user may not bind ports below 1024 (unless net.ipv4.ip_unprivileged_port_start allows it).
+const unprivileged = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
+const lowPortsAllowed = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8")) <= 443;
+(process.platform === "linux" && !lowPortsAllowed ? it : it.skip)("tells a user without privileges how to bind port 443", async () => {
+  const dataDir = tempDir();
+  fs.chmodSync(dataDir, 0o777); // the unprivileged user writes its certificates there
+  const [node, ...nodeArgs] = NODE_WITH_TSX;
+  const child = spawn(node, [...nodeArgs, path.join(ROOT, "test/hub/cli.ts"), "--data", dataDir], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { PATH: process.env.PATH, HOME: dataDir },
+    ...unprivileged,
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  const code = await new Promise((resolve) => child.on("exit", resolve));
+  expect(code).toBe(1);
+  expect(output.trim()).toBe(
+    "Error: Cannot listen on port 443: ports below 1024 need privileges on Linux. Run as root, or allow it once with " +
+      "`sudo sysctl net.ipv4.ip_unprivileged_port_start=443`.",
+  );
+});
+
 it("forgets everything on restart with --in-memory, but keeps its certificates", async () => {
   const dataDir = tempDir();
   const first = await startHub({ dataDir, inMemory: true });
