@@ -67,18 +67,6 @@ export async function main(): Promise<void> {
   // What this module has seen so far: every patch with a higher $version is new.
   let known: Properties = {};
   let knownVersion = 0;
-  let reading = true; // while the twin is being read, its change events are the whole state, not patches
-
-  /** Reads the whole twin again; the SDK fires its whole desired state as one event meanwhile, which is ignored. */
-  const readDesired = async (): Promise<{ values: Properties; version: number }> => {
-    reading = true;
-    try {
-      await twin.get();
-    } finally {
-      reading = false;
-    }
-    return { values: valuesOf(twin.properties.desired), version: Number(twin.properties.desired.$version ?? 0) };
-  };
 
   const handlePatch = (patch: Properties, version: number, note = ""): void => {
     console.log("");
@@ -92,33 +80,56 @@ export async function main(): Promise<void> {
     });
   };
 
-  // After a reconnect the SDK subscribes again but does not read the twin: patches sent meanwhile would be lost.
-  const catchUp = async (): Promise<void> => {
-    const { values, version } = await readDesired();
-    if (version > knownVersion) handlePatch(diffDesired(known, values), version, " (sent while disconnected)");
-  };
-  const catchUpInBackground = (): void => {
-    catchUp().catch((err: Error) => console.error(`Could not read the twin: ${describeError(err, VARIABLE)}`));
+  // While the whole twin is being read, the SDK fires it as one event too: events then wait until the read is done.
+  let reading = false;
+  let heldBack: Properties[] = [];
+
+  const onDesired = (delta: Properties): void => {
+    const version = Number(delta.$version ?? 0);
+    if (reading) heldBack.push(delta);
+    else if (version <= knownVersion) return; // already seen (or the whole state, which we printed)
+    else if (version > knownVersion + 1) catchUpLater(); // a patch went missing: read the whole twin
+    else handlePatch(valuesOf(delta), version);
   };
 
-  // The first event is the whole current desired state, then one event per patch.
-  twin.on("properties.desired", (delta: Properties) => {
-    const version = Number(delta.$version ?? 0);
-    if (reading || version <= knownVersion) return;
-    if (version > knownVersion + 1) return catchUpInBackground(); // a patch went missing: read the whole twin
-    handlePatch(valuesOf(delta), version);
-  });
+  /** Reads the whole twin; the first time it prints it as the current state, later it prints what changed meanwhile. */
+  const catchUp = async (first: boolean): Promise<void> => {
+    reading = true;
+    try {
+      await twin.get();
+    } finally {
+      reading = false;
+    }
+    const values = valuesOf(twin.properties.desired);
+    const version = Number(twin.properties.desired.$version ?? 0);
+    if (first) {
+      [known, knownVersion] = [values, version];
+      console.log("");
+      console.log(`Current desired properties ($version ${knownVersion}; this is the state now, not a patch):`);
+      console.log(JSON.stringify(known, null, 2));
+    } else if (version > knownVersion) {
+      handlePatch(diffDesired(known, values), version, " (sent while disconnected)");
+    }
+    const held = heldBack;
+    heldBack = [];
+    held.forEach(onDesired);
+  };
+  let catchingUp = Promise.resolve();
+  const catchUpLater = (): void => {
+    catchingUp = catchingUp
+      .then(() => catchUp(false))
+      .catch((err: Error) => console.error(`Could not read the twin: ${describeError(err, VARIABLE)}`));
+  };
 
   // Adding the listener subscribes to patches. Reading the twin after that leaves no gap: a change made before the
   // subscription took effect is in this read, and every later one arrives as a patch.
-  ({ values: known, version: knownVersion } = await readDesired());
-  console.log("");
-  console.log(`Current desired properties ($version ${knownVersion}; this is the state now, not a patch):`);
-  console.log(JSON.stringify(known, null, 2));
+  twin.on("properties.desired", onDesired);
+  await catchUp(true);
 
+  // After a reconnect the SDK subscribes again but does not read the twin: patches sent meanwhile would be lost.
   client.on("connect", () => {
     console.log("Connected to the hub again; checking for patches sent meanwhile...");
-    catchUpInBackground();
+    catchUpLater();
   });
 
   console.log("");
