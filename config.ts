@@ -162,20 +162,13 @@ const TLS_ERROR_CODES = new Set([
   "ERR_TLS_CERT_ALTNAME_INVALID",
 ]);
 
-/** Looks through an error and what it wraps (the device SDK nests transport errors) for a code or name. */
-function findCause(err: unknown): { code?: string; name?: string; status?: number; message: string } {
-  const seen = new Set<unknown>();
-  let found: { code?: string; name?: string; status?: number; message: string } = { message: String(err) };
-  for (let e: any = err; e && typeof e === "object" && !seen.has(e); e = e.transportError ?? e.cause ?? e.innerError) {
-    seen.add(e);
-    found = {
-      code: found.code ?? e.code,
-      name: found.name && found.name !== "Error" ? found.name : e.name,
-      status: found.status ?? e.response?.statusCode,
-      message: found.message === String(err) ? String(e.message ?? err) : found.message,
-    };
+/** An error and the errors it wraps: the device SDK nests the transport's error in `transportError`. */
+function errorChain(err: unknown): any[] {
+  const chain: any[] = [];
+  for (let e: any = err; e && typeof e === "object" && !chain.includes(e); e = e.transportError ?? e.cause ?? e.innerError) {
+    chain.push(e);
   }
-  return found;
+  return chain;
 }
 
 /**
@@ -184,9 +177,15 @@ function findCause(err: unknown): { code?: string; name?: string; status?: numbe
  */
 export function describeError(err: unknown, variable: string, env: NodeJS.ProcessEnv = process.env): string {
   if (err instanceof ConfigError) return err.message;
-  const cause = findCause(err);
+  const chain = errorChain(err);
+  const cause = {
+    code: chain.find((e) => typeof e.code === "string")?.code as string | undefined,
+    name: chain.find((e) => e.name && e.name !== "Error")?.name as string | undefined,
+    status: chain.find((e) => e.response?.statusCode)?.response.statusCode as number | undefined,
+    message: String(chain[0]?.message ?? err),
+  };
   const host = parseConnectionString(env[variable] ?? "").HostName ?? "the hub";
-  const text = `${cause.code ?? ""} ${cause.name ?? ""} ${cause.message}`;
+  const text = chain.map((e) => `${e.code ?? ""} ${e.name ?? ""} ${e.message ?? ""}`).join(" ");
   if (cause.code === "ENOTFOUND" || cause.code === "EAI_AGAIN") {
     return `Cannot find host ${host}: check HostName in ${variable} (is the hub name spelled right?).`;
   }

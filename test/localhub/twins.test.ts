@@ -1,6 +1,6 @@
 /** Module and device twins: the service side with azure-iothub, the device side with azure-iot-device over MQTT. */
 import { Registry } from "azure-iothub";
-import { Client, ModuleClient, Twin } from "azure-iot-device";
+import { Client, Message, ModuleClient, Twin } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
 import type { Hub } from "../hub/hub";
 import { eventually, moduleConnectionString, policyToken, rawRequest, startTestHub } from "../support/hub";
@@ -191,6 +191,12 @@ describe("device side over MQTT", () => {
     await registry.updateModuleTwin("twin-dev", "b", { properties: { desired: { overWs: true } } }, "*");
     await eventually(() => patches.length === 1, "a patch over WebSockets");
     expect(patches[0].overWs).toBe(true);
+  });
+
+  it("acknowledges device-to-cloud telemetry at QoS 1", async () => {
+    const { client } = await openModule("b");
+    const result = await client.sendEvent(new Message(JSON.stringify({ temperature: 21.5 })));
+    expect(result.constructor.name).toBe("MessageEnqueued");
   });
 
   it("serves a device (not a module) client the same way", async () => {
