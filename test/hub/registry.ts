@@ -102,7 +102,7 @@ function checkKeys(body: JsonObject): SymmetricKeys | null {
 
 /** Compares an If-Match header value with an etag; a missing header or `*` always matches. */
 function etagMatches(ifMatch: string | undefined, etag: string): boolean {
-  if (!ifMatch) return true;
+  if (ifMatch === undefined) return true;
   const wanted = ifMatch.trim().replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
   return wanted === "*" || wanted === etag;
 }
@@ -223,18 +223,19 @@ export class Registry extends EventEmitter {
     }
     const errors: JsonObject[] = [];
     for (const item of body) {
-      const entry = isObject(item) ? item : {};
-      const deviceId = String(entry.id ?? entry.deviceId ?? "");
-      const mode = String(entry.importMode ?? "").toLowerCase();
-      const etag = typeof entry.eTag === "string" ? entry.eTag : typeof entry.etag === "string" ? entry.etag : undefined;
+      const { id, deviceId: bodyId, importMode, eTag, etag, ...fields } = isObject(item) ? item : ({} as JsonObject);
+      const deviceId = String(id ?? bodyId ?? "");
+      const device = { ...fields, deviceId };
+      const mode = String(importMode ?? "").toLowerCase();
       try {
-        const { id, importMode, eTag, ...device } = entry;
-        if (mode === "create") this.putDevice(deviceId, { ...device, deviceId }, undefined);
-        else if (mode === "update") this.putDevice(deviceId, { ...device, deviceId }, "*");
-        else if (mode === "updateifmatchetag") this.putDevice(deviceId, { ...device, deviceId }, etag ?? "");
+        const givenEtag = eTag ?? etag;
+        if (mode.endsWith("ifmatchetag") && typeof givenEtag !== "string") throw badRequest(`importMode ${String(importMode)} needs the device's eTag`);
+        if (mode === "create") this.putDevice(deviceId, device, undefined);
+        else if (mode === "update") this.putDevice(deviceId, device, "*");
+        else if (mode === "updateifmatchetag") this.putDevice(deviceId, device, givenEtag as string);
         else if (mode === "delete") this.deleteDevice(deviceId, "*");
-        else if (mode === "deleteifmatchetag") this.deleteDevice(deviceId, etag ?? "");
-        else throw badRequest(`unknown importMode '${mode}'`);
+        else if (mode === "deleteifmatchetag") this.deleteDevice(deviceId, givenEtag as string);
+        else throw badRequest(`unknown importMode '${String(importMode)}'`);
       } catch (err) {
         if (!(err instanceof HubError)) throw err;
         errors.push({ deviceId, errorCode: err.code, errorStatus: err.message });

@@ -108,7 +108,8 @@ export function createRestHandler(registry: Registry, log: (line: string) => voi
       if (target === null) throw new HubError(405, "MethodNotAllowed", `${method} is not supported on ${url.pathname}`);
       const principal = authenticate(registry, req.headers.authorization);
       authorize(principal, target.needs, target);
-      const body = target.write ? parseJson(await readBody(req)) : (req.resume(), {});
+      if (!target.write) req.resume(); // a read has no body to look at; drain whatever was sent
+      const body = target.write ? parseJson(await readBody(req)) : {};
       const ifMatch = req.headers["if-match"];
       const result = target.run(body, typeof ifMatch === "string" ? ifMatch : undefined, url.searchParams);
       // Acknowledge only what is on disk.

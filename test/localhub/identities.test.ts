@@ -81,6 +81,12 @@ describe("devices", () => {
     const updated = (await registry.updateDevices([{ deviceId: "bulk-1", status: "disabled" }], true)).responseBody;
     expect(updated.isSuccessful).toBe(true);
     expect((await registry.get("bulk-1")).responseBody.status).toBe("disabled");
+    // Without force, each update and removal must carry the device's current etag.
+    const bulk2 = (await registry.get("bulk-2")).responseBody;
+    const stale = (await registry.updateDevices([{ deviceId: "bulk-2", status: "disabled", etag: "stale" } as any], false)).responseBody;
+    expect(stale.errors).toEqual([expect.objectContaining({ deviceId: "bulk-2", errorCode: "PreconditionFailed" })]);
+    const current = (await registry.updateDevices([{ deviceId: "bulk-2", status: "disabled", etag: bulk2.etag } as any], false)).responseBody;
+    expect(current.isSuccessful).toBe(true);
     const removed = (await registry.removeDevices([{ deviceId: "bulk-1" }, { deviceId: "bulk-2" }], true)).responseBody;
     expect(removed.isSuccessful).toBe(true);
     expect(statusOf(await registry.get("bulk-1").catch((e) => e))).toBe(404);

@@ -6,16 +6,13 @@ import { Registry } from "azure-iothub";
 import { ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { startHub } from "../hub/hub";
-import { NODE_WITH_TSX, ROOT, TEST_TLS_DIR } from "../support/paths";
-import { eventually, moduleConnectionString, startTestHub, tempDir } from "../support/hub";
+import { NODE_WITH_TSX, ROOT } from "../support/paths";
+import { copyTestCertificates, eventually, moduleConnectionString, startTestHub, tempDir } from "../support/hub";
 
 
 /** Runs `npm run hub`'s program as its own process, on a state directory that holds the test certificates. */
 function spawnHubCli(dataDir: string, ...flags: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  fs.mkdirSync(dataDir, { recursive: true });
-  for (const file of ["ca.pem", "ca-key.pem", "server.pem", "server-key.pem"]) {
-    fs.copyFileSync(path.join(TEST_TLS_DIR, file), path.join(dataDir, file));
-  }
+  copyTestCertificates(dataDir);
   const [node, ...nodeArgs] = NODE_WITH_TSX;
   const child = spawn(node, [...nodeArgs, path.join(ROOT, "test/hub/cli.ts"), "--data", dataDir, ...flags], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";

@@ -14,11 +14,16 @@ export function tempDir(prefix = "localhub-"): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** Starts a hub with a fresh (or the given) state directory and the certificates this jest process trusts. */
-export async function startTestHub(dataDir = tempDir()): Promise<Hub> {
+/** Puts the certificates this jest process trusts into a hub's state directory. */
+export function copyTestCertificates(dataDir: string): void {
   if (!process.env.NODE_EXTRA_CA_CERTS) throw new Error("NODE_EXTRA_CA_CERTS is not set: run the tests with `npm test`");
   fs.mkdirSync(dataDir, { recursive: true });
   for (const file of TLS_FILES) fs.copyFileSync(path.join(TEST_TLS_DIR, file), path.join(dataDir, file));
+}
+
+/** Starts a hub with a fresh (or the given) state directory and the certificates this jest process trusts. */
+export async function startTestHub(dataDir = tempDir()): Promise<Hub> {
+  copyTestCertificates(dataDir);
   return startHub({ dataDir });
 }
 
