@@ -85,7 +85,8 @@ export async function main(): Promise<void> {
     receiver.child.kill("SIGINT");
     if ((await exitCode(receiver.child)) !== 0) throw new StepFailed("the receiver did not exit cleanly on Ctrl-C");
   } finally {
-    for (const child of children) child.kill("SIGKILL");
+    // SIGTERM, not SIGKILL: tsx passes it on to the script it runs in a second process; SIGKILL would orphan that one.
+    for (const child of children) child.kill("SIGTERM");
     await hub.stop();
     fs.rmSync(workDir, { recursive: true, force: true });
   }
