@@ -86,10 +86,14 @@ export async function main(): Promise<void> {
 
   const onDesired = (delta: Properties): void => {
     const version = Number(delta.$version ?? 0);
-    if (reading) heldBack.push(delta);
-    else if (version <= knownVersion) return; // already seen (or the whole state, which we printed)
-    else if (version > knownVersion + 1) catchUpLater(); // a patch went missing: read the whole twin
-    else handlePatch(valuesOf(delta), version);
+    if (reading) {
+      heldBack.push(delta);
+    } else if (version === knownVersion + 1) {
+      handlePatch(valuesOf(delta), version);
+    } else if (version > knownVersion + 1) {
+      catchUpLater(); // a patch went missing: read the whole twin
+    }
+    // Anything older was seen already (or is the whole state, which was printed).
   };
 
   /** Reads the whole twin; the first time it prints it as the current state, later it prints what changed meanwhile. */

@@ -14,7 +14,9 @@ export function parseTelemetryInterval(args: string[]): number {
   if (args.length === 0) return DEFAULT_TELEMETRY_INTERVAL;
   const value = Number(args[0]);
   if (args.length > 1 || !Number.isSafeInteger(value) || value < 0) {
-    throw new ConfigError(`"${args.join(" ")}" is not a telemetry interval: give one whole number of seconds, e.g. 122.`);
+    throw new ConfigError(
+      `"${args.join(" ")}" is not a telemetry interval: give one whole number of seconds, e.g. 122.`,
+    );
   }
   return value;
 }
@@ -52,7 +54,9 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
       return;
     } catch (err) {
       if (!shouldRetry(err, attempt)) throw err;
-      console.log(`The module twin changed since it was read (etag ${twin.etag}); reading it again (attempt ${attempt + 1} of ${MAX_ATTEMPTS}).`);
+      console.log(
+        `The module twin changed since it was read (etag ${twin.etag}); reading it again (attempt ${attempt + 1} of ${MAX_ATTEMPTS}).`,
+      );
     }
   }
 }

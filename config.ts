@@ -47,9 +47,7 @@ export function maskSecret(secret: string): string {
 
 /** Replaces every `SharedAccessKey=...` and `sig=...` in a text, so that no message leaks a key. */
 export function redactSecrets(text: string): string {
-  return text
-    .replace(/(SharedAccessKey=)[^;\s"']+/g, "$1****")
-    .replace(/(sig=)[^&\s"']+/g, "$1****");
+  return text.replace(/(SharedAccessKey=)[^;\s"']+/g, "$1****").replace(/(sig=)[^&\s"']+/g, "$1****");
 }
 
 const ID_PATTERN = /^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$/;
@@ -83,7 +81,9 @@ function readId(env: NodeJS.ProcessEnv, name: string, fallback: string): string 
 function checkKey(name: string, key: string | undefined, help: string): void {
   if (!key) throw new ConfigError(`${name} has no SharedAccessKey=...: paste the whole connection string (${help}).`);
   if (!BASE64_PATTERN.test(key)) {
-    throw new ConfigError(`${name} has a SharedAccessKey that is not base64 (cut off or mistyped?): paste it again (${help}).`);
+    throw new ConfigError(
+      `${name} has a SharedAccessKey that is not base64 (cut off or mistyped?): paste it again (${help}).`,
+    );
   }
 }
 
@@ -102,7 +102,9 @@ export function readServiceConfig(env: NodeJS.ProcessEnv = process.env): HubConf
     );
   }
   if (!fields.SharedAccessKeyName) {
-    throw new ConfigError(`${name} has no SharedAccessKeyName=...: use a shared access policy's connection string (${SERVICE_STRING_HELP}).`);
+    throw new ConfigError(
+      `${name} has no SharedAccessKeyName=...: use a shared access policy's connection string (${SERVICE_STRING_HELP}).`,
+    );
   }
   checkKey(name, fields.SharedAccessKey, SERVICE_STRING_HELP);
   return {
@@ -128,7 +130,9 @@ export function readModuleConfig(env: NodeJS.ProcessEnv = process.env): HubConfi
     );
   }
   if (!fields.DeviceId) {
-    throw new ConfigError(`${name} has no DeviceId=...: paste the whole module connection string (${MODULE_STRING_HELP}).`);
+    throw new ConfigError(
+      `${name} has no DeviceId=...: paste the whole module connection string (${MODULE_STRING_HELP}).`,
+    );
   }
   // The SDK would accept a device string here and then silently act as the device, not the module.
   if (!fields.ModuleId) {
@@ -165,7 +169,11 @@ const TLS_ERROR_CODES = new Set([
 /** An error and the errors it wraps: the device SDK nests the transport's error in `transportError`. */
 function errorChain(err: unknown): any[] {
   const chain: any[] = [];
-  for (let e: any = err; e && typeof e === "object" && !chain.includes(e); e = e.transportError ?? e.cause ?? e.innerError) {
+  for (
+    let e: any = err;
+    e && typeof e === "object" && !chain.includes(e);
+    e = e.transportError ?? e.cause ?? e.innerError
+  ) {
     chain.push(e);
   }
   return chain;
@@ -192,7 +200,10 @@ export function describeError(err: unknown, variable: string, env: NodeJS.Proces
   if (cause.code === "ECONNREFUSED" || /ECONNREFUSED/.test(text)) {
     return `Connection to ${host} refused: is the hub running? For the local hub start it with \`npm run hub\`.`;
   }
-  if ((cause.code && TLS_ERROR_CODES.has(cause.code)) || /self[- ]signed certificate|unable to verify|certificate/i.test(text)) {
+  if (
+    (cause.code && TLS_ERROR_CODES.has(cause.code)) ||
+    /self[- ]signed certificate|unable to verify|certificate/i.test(text)
+  ) {
     return (
       `TLS certificate of ${host} is not trusted: for the local hub run ` +
       "`export NODE_EXTRA_CA_CERTS=$PWD/.localhub/ca.pem` (the line `npm run hub` prints) before npx tsx."

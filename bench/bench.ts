@@ -73,9 +73,13 @@ function peakRssMb(pid: number): number {
 }
 
 async function startHubProcess(dataDir: string): Promise<{ child: ChildProcess; connectionString: string }> {
-  const child = spawn(process.execPath, ["--import", TSX_LOADER, path.join(ROOT, "test/hub/cli.ts"), "--data", dataDir, "--quiet"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--import", TSX_LOADER, path.join(ROOT, "test/hub/cli.ts"), "--data", dataDir, "--quiet"],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   let output = "";
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on("data", (chunk) => {
@@ -90,7 +94,13 @@ async function startHubProcess(dataDir: string): Promise<{ child: ChildProcess; 
 
 // ---------------------------------------------------------------- 1. desired-patch latency
 
-async function patchLatency(registry: Registry, moduleString: string, transport: unknown, deviceId: string, moduleId: string) {
+async function patchLatency(
+  registry: Registry,
+  moduleString: string,
+  transport: unknown,
+  deviceId: string,
+  moduleId: string,
+) {
   const client = ModuleClient.fromConnectionString(moduleString, transport);
   await client.open();
   const twin: Twin = await client.getTwin();
@@ -105,7 +115,10 @@ async function patchLatency(registry: Registry, moduleString: string, transport:
     const arrived = new Promise<number>((resolve) => (waiting = { seq, resolve }));
     const started = performance.now();
     await registry.updateModuleTwin(deviceId, moduleId, { properties: { desired: { seq } } }, "*");
-    const at = await Promise.race([arrived, sleep(5000).then(() => Promise.reject(new Error(`desired patch ${seq} never reached the module`)))]);
+    const at = await Promise.race([
+      arrived,
+      sleep(5000).then(() => Promise.reject(new Error(`desired patch ${seq} never reached the module`))),
+    ]);
     if (seq > warmup) samples.push(at - started);
   }
   // The SDK's close can hang: do not let it stall the benchmark.
@@ -122,9 +135,26 @@ function measureStartup(connectionString: string, caPath: string) {
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
   // The same script compiled to JavaScript, next to node_modules so that require() finds the SDKs.
-  execFileSync(process.execPath, [require.resolve("typescript/bin/tsc"), "--outDir", build, "--module", "commonjs", "--target", "ES2022",
-    "--esModuleInterop", "--skipLibCheck", "--rootDir", ROOT, path.join(ROOT, "CreateModule.ts")]);
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_EXTRA_CA_CERTS: caPath, IOTHUB_CONNECTION_STRING: connectionString };
+  execFileSync(process.execPath, [
+    require.resolve("typescript/bin/tsc"),
+    "--outDir",
+    build,
+    "--module",
+    "commonjs",
+    "--target",
+    "ES2022",
+    "--esModuleInterop",
+    "--skipLibCheck",
+    "--rootDir",
+    ROOT,
+    path.join(ROOT, "CreateModule.ts"),
+  ]);
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    NODE_EXTRA_CA_CERTS: caPath,
+    IOTHUB_CONNECTION_STRING: connectionString,
+  };
   const noopJs = path.join(work, "noop.js");
   fs.writeFileSync(noopJs, "");
   const tsxBin = path.join(ROOT, "node_modules", ".bin", "tsx");
@@ -159,8 +189,14 @@ function measureStartup(connectionString: string, caPath: string) {
       const t3 = performance.now();
       console.log(JSON.stringify({ sdkLoadMs: t1 - t0, ownCodeMs: t2 - t1, networkMs: t3 - t2 }));
     })();`;
-  const probes = Array.from({ length: RUNS }, () =>
-    JSON.parse(execFileSync(node, ["-e", probe], { env, cwd: ROOT }).toString()) as { sdkLoadMs: number; ownCodeMs: number; networkMs: number },
+  const probes = Array.from(
+    { length: RUNS },
+    () =>
+      JSON.parse(execFileSync(node, ["-e", probe], { env, cwd: ROOT }).toString()) as {
+        sdkLoadMs: number;
+        ownCodeMs: number;
+        networkMs: number;
+      },
   );
   fs.rmSync(work, { recursive: true, force: true });
   return {
@@ -186,7 +222,10 @@ function measureStartup(connectionString: string, caPath: string) {
 /** Starts `count` fleet processes (bench/fleet.ts) and returns a way to talk to all of them at once. */
 function startFleets(count: number) {
   const fleets = Array.from({ length: count }, () =>
-    fork(path.join(__dirname, "fleet.ts"), [], { execArgv: ["--import", TSX_LOADER], stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    fork(path.join(__dirname, "fleet.ts"), [], {
+      execArgv: ["--import", TSX_LOADER],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    }),
   );
   /** Sends each fleet its share and resolves when every fleet has answered with `key`. */
   const all = (key: "connected" | "patched", shares?: FleetMember[][], bare = false) =>
@@ -206,14 +245,19 @@ function startFleets(count: number) {
       ),
     );
   const cpu = () => fleets.reduce((sum, fleet) => sum + cpuMs(fleet.pid!), 0);
-  const close = () => Promise.all(fleets.map((fleet) => new Promise((resolve) => (fleet.once("exit", resolve), fleet.send("close")))));
+  const close = () =>
+    Promise.all(fleets.map((fleet) => new Promise((resolve) => (fleet.once("exit", resolve), fleet.send("close")))));
   return { all, cpu, close };
 }
 
 async function measureScale(registry: Registry, hubPid: number) {
   const perDevice = 50;
   const key = (i: number) => Buffer.alloc(32, i % 251).toString("base64");
-  const ids = Array.from({ length: MODULES }, (_, i) => ({ deviceId: `scale-${Math.floor(i / perDevice)}`, moduleId: `m${i % perDevice}`, i }));
+  const ids = Array.from({ length: MODULES }, (_, i) => ({
+    deviceId: `scale-${Math.floor(i / perDevice)}`,
+    moduleId: `m${i % perDevice}`,
+    i,
+  }));
 
   const createStarted = performance.now();
   const devices = [...new Set(ids.map((id) => id.deviceId))];
@@ -222,7 +266,11 @@ async function measureScale(registry: Registry, hubPid: number) {
   await Promise.all(
     Array.from({ length: 16 }, async () => {
       for (let id = queue.shift(); id; id = queue.shift()) {
-        await registry.addModule({ deviceId: id.deviceId, moduleId: id.moduleId, authentication: { symmetricKey: { primaryKey: key(id.i), secondaryKey: key(id.i + 1) } } } as never);
+        await registry.addModule({
+          deviceId: id.deviceId,
+          moduleId: id.moduleId,
+          authentication: { symmetricKey: { primaryKey: key(id.i), secondaryKey: key(id.i + 1) } },
+        } as never);
       }
     }),
   );
@@ -263,7 +311,12 @@ async function measureScale(registry: Registry, hubPid: number) {
   await Promise.all(
     Array.from({ length: 16 }, async () => {
       for (let id = patchQueue.shift(); id; id = patchQueue.shift()) {
-        await registry.updateModuleTwin(id.deviceId, id.moduleId, { properties: { desired: { telemetryInterval: 122 } } }, "*");
+        await registry.updateModuleTwin(
+          id.deviceId,
+          id.moduleId,
+          { properties: { desired: { telemetryInterval: 122 } } },
+          "*",
+        );
       }
     }),
   );
@@ -307,16 +360,24 @@ export async function main(): Promise<void> {
     const moduleString = async (moduleId: string) =>
       `HostName=localhost;DeviceId=bench;ModuleId=${moduleId};SharedAccessKey=${(await registry.getModule("bench", moduleId)).responseBody.authentication!.symmetricKey!.primaryKey}`;
 
-    log(`Machine: ${os.cpus().length} x ${os.cpus()[0].model}, ${round(os.totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`);
+    log(
+      `Machine: ${os.cpus().length} x ${os.cpus()[0].model}, ${round(os.totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`,
+    );
     const wanted = (part: string) => !flags.only || flags.only === part;
     const results: Record<string, unknown> = {};
 
     if (wanted("latency")) {
-      log(`1. Desired-patch latency, ${PATCHES} patches one after another (Registry.updateModuleTwin -> 'properties.desired')`);
+      log(
+        `1. Desired-patch latency, ${PATCHES} patches one after another (Registry.updateModuleTwin -> 'properties.desired')`,
+      );
       const mqttLatency = await patchLatency(registry, await moduleString("mqtt"), Mqtt, "bench", "mqtt");
-      log(`   Mqtt     p50 ${mqttLatency.p50} ms   p90 ${mqttLatency.p90} ms   p99 ${mqttLatency.p99} ms   max ${mqttLatency.max} ms`);
+      log(
+        `   Mqtt     p50 ${mqttLatency.p50} ms   p90 ${mqttLatency.p90} ms   p99 ${mqttLatency.p99} ms   max ${mqttLatency.max} ms`,
+      );
       const wsLatency = await patchLatency(registry, await moduleString("ws"), MqttWs, "bench", "ws");
-      log(`   MqttWs   p50 ${wsLatency.p50} ms   p90 ${wsLatency.p90} ms   p99 ${wsLatency.p99} ms   max ${wsLatency.max} ms`);
+      log(
+        `   MqttWs   p50 ${wsLatency.p50} ms   p90 ${wsLatency.p90} ms   p99 ${wsLatency.p99} ms   max ${wsLatency.max} ms`,
+      );
       results.patchLatencyMs = { mqtt: mqttLatency, mqttWs: wsLatency };
     }
 
@@ -328,22 +389,33 @@ export async function main(): Promise<void> {
       log(`   node --import tsx CreateModule.ts ${startup.nodeImportTsxMs} ms`);
       log(`   node CreateModule.js (compiled)   ${startup.nodeMs} ms`);
       const s = startup.split;
-      log(`   where it goes: npx resolution ${s.npxResolutionMs} ms, tsx's extra process ${s.tsxExtraProcessMs} ms, tsx loader and transform ${s.tsxLoaderAndTransformMs} ms;`);
-      log(`   inside node: boot ${s.nodeBootMs} ms, loading the SDK ${s.sdkLoadMs} ms, our own code ${startup.ownCodeMs} ms, the four REST calls ${s.networkMs} ms`);
+      log(
+        `   where it goes: npx resolution ${s.npxResolutionMs} ms, tsx's extra process ${s.tsxExtraProcessMs} ms, tsx loader and transform ${s.tsxLoaderAndTransformMs} ms;`,
+      );
+      log(
+        `   inside node: boot ${s.nodeBootMs} ms, loading the SDK ${s.sdkLoadMs} ms, our own code ${startup.ownCodeMs} ms, the four REST calls ${s.networkMs} ms`,
+      );
       results.startup = startup;
     }
 
     if (wanted("scale")) {
       log(`3. Hub scale: ${MODULES} modules`);
       const scale = await measureScale(registry, hub.child.pid!);
-      log(`   created ${scale.createPerSec} identities/s; all connected in ${scale.connectAllMs} ms; all patched in ${scale.patchAllMs} ms`);
-      log(`   CPU used while connecting: hub ${scale.hubConnectCpuMs} ms, the ${MODULES} clients ${scale.clientsConnectCpuMs} ms (2 cores shared)`);
-      log(`   baseline, the same number of bare TLS handshakes: ${scale.tlsOnlyAllMs} ms, hub CPU ${scale.hubTlsOnlyCpuMs} ms`);
+      log(
+        `   created ${scale.createPerSec} identities/s; all connected in ${scale.connectAllMs} ms; all patched in ${scale.patchAllMs} ms`,
+      );
+      log(
+        `   CPU used while connecting: hub ${scale.hubConnectCpuMs} ms, the ${MODULES} clients ${scale.clientsConnectCpuMs} ms (2 cores shared)`,
+      );
+      log(
+        `   baseline, the same number of bare TLS handshakes: ${scale.tlsOnlyAllMs} ms, hub CPU ${scale.hubTlsOnlyCpuMs} ms`,
+      );
       log(`   hub peak RSS ${scale.hubPeakRssMb} MB; clients: ${scale.client}`);
       results.scale = scale;
     }
 
-    if (flags.json) console.log(JSON.stringify({ ...results, machine: { cpus: os.cpus().length, node: process.version } }));
+    if (flags.json)
+      console.log(JSON.stringify({ ...results, machine: { cpus: os.cpus().length, node: process.version } }));
   } finally {
     const exited = new Promise((resolve) => hub.child.once("exit", resolve));
     hub.child.kill("SIGTERM");

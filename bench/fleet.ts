@@ -33,12 +33,29 @@ async function connectClient({ clientId, password }: FleetMember, onPatch: () =>
   const parser = mqttPacket.parser({ protocolVersion: 4 });
   socket.on("data", (chunk) => parser.parse(chunk));
   const username = `localhost/${clientId}/?api-version=2021-04-12`;
-  socket.write(mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: false, clientId, keepalive: 180, username, password: Buffer.from(password) }));
+  socket.write(
+    mqttPacket.generate({
+      cmd: "connect",
+      protocolId: "MQTT",
+      protocolVersion: 4,
+      clean: false,
+      clientId,
+      keepalive: 180,
+      username,
+      password: Buffer.from(password),
+    }),
+  );
   return new Promise((resolve, reject) => {
     parser.on("packet", (packet: mqttPacket.Packet) => {
       if (packet.cmd === "connack") {
         if (packet.returnCode !== 0) return reject(new Error(`${clientId}: CONNACK ${packet.returnCode}`));
-        socket.write(mqttPacket.generate({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "$iothub/twin/PATCH/properties/desired/#", qos: 0 }] }));
+        socket.write(
+          mqttPacket.generate({
+            cmd: "subscribe",
+            messageId: 1,
+            subscriptions: [{ topic: "$iothub/twin/PATCH/properties/desired/#", qos: 0 }],
+          }),
+        );
       } else if (packet.cmd === "suback") resolve(socket);
       else if (packet.cmd === "publish") onPatch();
     });

@@ -22,7 +22,12 @@ function heading(step: string, command: string): void {
 }
 
 /** Starts a tutorial script with the environment a reader has after following the README's offline path. */
-function startScript(file: string, label: string, env: NodeJS.ProcessEnv, cwd: string): { child: ChildProcess; output: () => string } {
+function startScript(
+  file: string,
+  label: string,
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): { child: ChildProcess; output: () => string } {
   const child = spawn(TSX, [path.join(ROOT, file)], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   children.add(child);
   child.on("exit", () => children.delete(child));
@@ -37,7 +42,9 @@ function startScript(file: string, label: string, env: NodeJS.ProcessEnv, cwd: s
 }
 
 function exitCode(child: ChildProcess): Promise<number | null> {
-  return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((resolve) => child.once("exit", resolve));
+  return child.exitCode !== null
+    ? Promise.resolve(child.exitCode)
+    : new Promise((resolve) => child.once("exit", resolve));
 }
 
 async function waitFor(check: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -54,11 +61,21 @@ class StepFailed extends Error {}
 export async function main(): Promise<void> {
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "iothub-demo-"));
   heading("Step 1: start a local IoT hub (instead of creating one in Azure)", "npm run hub");
-  const hub = await startHub({ dataDir: path.join(workDir, "hub"), inMemory: true, log: (line) => console.log(`${"hub".padStart(9)} | ${line}`) });
-  console.log(`   Listening on ${hub.listening.join(", ")}; the scripts trust it through NODE_EXTRA_CA_CERTS=${hub.caPath}`);
+  const hub = await startHub({
+    dataDir: path.join(workDir, "hub"),
+    inMemory: true,
+    log: (line) => console.log(`${"hub".padStart(9)} | ${line}`),
+  });
+  console.log(
+    `   Listening on ${hub.listening.join(", ")}; the scripts trust it through NODE_EXTRA_CA_CERTS=${hub.caPath}`,
+  );
 
   // The scripts run in an empty folder: they get their settings from the environment, and a .env of yours is left alone.
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: hub.caPath, IOTHUB_CONNECTION_STRING: hub.connectionString };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_EXTRA_CA_CERTS: hub.caPath,
+    IOTHUB_CONNECTION_STRING: hub.connectionString,
+  };
   delete env.MODULE_CONNECTION_STRING;
   delete env.DEVICE_ID;
   delete env.MODULE_ID;
@@ -70,15 +87,32 @@ export async function main(): Promise<void> {
     const moduleString = /^MODULE_CONNECTION_STRING="([^"]+)"$/m.exec(create.output())?.[1];
     if (!moduleString) throw new StepFailed("CreateModule.ts printed no module connection string");
 
-    heading("Step 3: get updates on the device side (leave it running)", "npx tsx ReceiveModuleTwinDesiredPropertiesPatch.ts");
-    receiver = startScript("ReceiveModuleTwinDesiredPropertiesPatch.ts", "receiver", { ...env, MODULE_CONNECTION_STRING: moduleString }, workDir);
-    const listening = await waitFor(() => /Waiting for desired property patches/.test(receiver!.output()) || receiver!.child.exitCode !== null, PATCH_TIMEOUT_MS);
+    heading(
+      "Step 3: get updates on the device side (leave it running)",
+      "npx tsx ReceiveModuleTwinDesiredPropertiesPatch.ts",
+    );
+    receiver = startScript(
+      "ReceiveModuleTwinDesiredPropertiesPatch.ts",
+      "receiver",
+      { ...env, MODULE_CONNECTION_STRING: moduleString },
+      workDir,
+    );
+    const listening = await waitFor(
+      () => /Waiting for desired property patches/.test(receiver!.output()) || receiver!.child.exitCode !== null,
+      PATCH_TIMEOUT_MS,
+    );
     if (!listening || receiver.child.exitCode !== null) throw new StepFailed("the receiver did not start listening");
 
-    heading("Step 4: update the module twin from the service side (in a second terminal)", "npx tsx UpdateModuleTwinDesiredProperties.ts");
+    heading(
+      "Step 4: update the module twin from the service side (in a second terminal)",
+      "npx tsx UpdateModuleTwinDesiredProperties.ts",
+    );
     const update = startScript("UpdateModuleTwinDesiredProperties.ts", "update", env, workDir);
     if ((await exitCode(update.child)) !== 0) throw new StepFailed("UpdateModuleTwinDesiredProperties.ts failed");
-    const patched = await waitFor(() => /patch received:\n\{\n\s+"telemetryInterval": 122,/.test(receiver!.output()), PATCH_TIMEOUT_MS);
+    const patched = await waitFor(
+      () => /patch received:\n\{\n\s+"telemetryInterval": 122,/.test(receiver!.output()),
+      PATCH_TIMEOUT_MS,
+    );
     if (!patched) throw new StepFailed("the receiver did not print the patch with telemetryInterval 122");
 
     heading("Step 5: stop the device app", "Ctrl-C");
@@ -97,7 +131,10 @@ export async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err) => {
-    const message = err instanceof PortError || err instanceof StepFailed ? err.message : `the demo failed: ${(err as Error).message}`;
+    const message =
+      err instanceof PortError || err instanceof StepFailed
+        ? err.message
+        : `the demo failed: ${(err as Error).message}`;
     console.error(`Error: ${message}`);
     process.exit(1);
   });

@@ -12,10 +12,14 @@ import { TEST_TLS_DIR } from "./support/paths";
 async function main(): Promise<void> {
   const { caPath } = await ensureCertificates(TEST_TLS_DIR);
   const resultsFile = path.join(os.tmpdir(), `jest-results-${process.pid}.json`);
-  const result = spawnSync(process.execPath, [require.resolve("jest/bin/jest"), "--json", `--outputFile=${resultsFile}`, ...process.argv.slice(2)], {
-    stdio: "inherit",
-    env: { ...process.env, NODE_EXTRA_CA_CERTS: caPath },
-  });
+  const result = spawnSync(
+    process.execPath,
+    [require.resolve("jest/bin/jest"), "--json", `--outputFile=${resultsFile}`, ...process.argv.slice(2)],
+    {
+      stdio: "inherit",
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: caPath },
+    },
+  );
   // A plain closing line that any CI log reader understands.
   if (fs.existsSync(resultsFile)) {
     const results = JSON.parse(fs.readFileSync(resultsFile, "utf8"));

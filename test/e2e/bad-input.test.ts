@@ -5,7 +5,11 @@ import type { Hub } from "../hub/hub";
 import { ROOT } from "../support/paths";
 import { killScripts, moduleConnectionString, runScript, scriptEnv, startTestHub, tempDir } from "../support/hub";
 
-const SCRIPTS = ["CreateModule.ts", "UpdateModuleTwinDesiredProperties.ts", "ReceiveModuleTwinDesiredPropertiesPatch.ts"];
+const SCRIPTS = [
+  "CreateModule.ts",
+  "UpdateModuleTwinDesiredProperties.ts",
+  "ReceiveModuleTwinDesiredPropertiesPatch.ts",
+];
 const WRONG_KEY = Buffer.alloc(32, 5).toString("base64");
 let hub: Hub;
 let moduleString: string;
@@ -29,14 +33,20 @@ async function failure(script: string, env: NodeJS.ProcessEnv, expectedCode: num
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatch(/^Error: /);
   expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
-  for (const secret of [WRONG_KEY, hub.connectionString.split("SharedAccessKey=")[1], moduleString.split("SharedAccessKey=")[1]]) {
+  for (const secret of [
+    WRONG_KEY,
+    hub.connectionString.split("SharedAccessKey=")[1],
+    moduleString.split("SharedAccessKey=")[1],
+  ]) {
     expect(result.stdout + result.stderr).not.toContain(secret);
   }
   return lines[0];
 }
 
 it.each(SCRIPTS)("%s without .env names the missing variable (exit 2)", async (script) => {
-  expect(await failure(script, {}, 2)).toMatch(/(IOTHUB|MODULE)_CONNECTION_STRING is not set: copy \.env\.example to \.env/);
+  expect(await failure(script, {}, 2)).toMatch(
+    /(IOTHUB|MODULE)_CONNECTION_STRING is not set: copy \.env\.example to \.env/,
+  );
 });
 
 it.each(SCRIPTS)("%s with the placeholders of .env.example says to replace them (exit 2)", async (script) => {
@@ -46,7 +56,11 @@ it.each(SCRIPTS)("%s with the placeholders of .env.example says to replace them 
 });
 
 it("the receiver refuses a device string where the module string belongs (exit 2)", async () => {
-  const line = await failure("ReceiveModuleTwinDesiredPropertiesPatch.ts", scriptEnv(hub, { MODULE_CONNECTION_STRING: deviceString }), 2);
+  const line = await failure(
+    "ReceiveModuleTwinDesiredPropertiesPatch.ts",
+    scriptEnv(hub, { MODULE_CONNECTION_STRING: deviceString }),
+    2,
+  );
   expect(line).toMatch(/MODULE_CONNECTION_STRING is a device connection string \(no ModuleId=\.\.\.\)/);
 });
 
@@ -65,9 +79,13 @@ it("a wrong key gets 401 explained, naming the variable (exit 1)", async () => {
     );
   }
   const wrongModule = moduleString.replace(/SharedAccessKey=.*/, `SharedAccessKey=${WRONG_KEY}`);
-  expect(await failure("ReceiveModuleTwinDesiredPropertiesPatch.ts", scriptEnv(hub, { MODULE_CONNECTION_STRING: wrongModule }), 1)).toMatch(
-    /refused the credentials in MODULE_CONNECTION_STRING \(401 Unauthorized\)/,
-  );
+  expect(
+    await failure(
+      "ReceiveModuleTwinDesiredPropertiesPatch.ts",
+      scriptEnv(hub, { MODULE_CONNECTION_STRING: wrongModule }),
+      1,
+    ),
+  ).toMatch(/refused the credentials in MODULE_CONNECTION_STRING \(401 Unauthorized\)/);
 });
 
 it("a policy without Registry Write is named as the cause (exit 1)", async () => {
@@ -80,13 +98,17 @@ it("a policy without Registry Write is named as the cause (exit 1)", async () =>
 it.each(SCRIPTS)("%s without NODE_EXTRA_CA_CERTS explains the untrusted certificate (exit 1)", async (script) => {
   const env = scriptEnv(hub, { MODULE_CONNECTION_STRING: moduleString });
   delete env.NODE_EXTRA_CA_CERTS;
-  expect(await failure(script, env, 1)).toMatch(/TLS certificate of localhost is not trusted: .*export NODE_EXTRA_CA_CERTS=/);
+  expect(await failure(script, env, 1)).toMatch(
+    /TLS certificate of localhost is not trusted: .*export NODE_EXTRA_CA_CERTS=/,
+  );
 });
 
 it("the update script refuses a value that is not a whole number (exit 2)", async () => {
   const result = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub), ["fast"]);
   expect(result.code).toBe(2);
-  expect(result.stderr.trim()).toBe('Error: "fast" is not a telemetry interval: give one whole number of seconds, e.g. 122.');
+  expect(result.stderr.trim()).toBe(
+    'Error: "fast" is not a telemetry interval: give one whole number of seconds, e.g. 122.',
+  );
 });
 
 // Last: it stops the hub.

@@ -18,7 +18,9 @@ it("plays every step of the tutorial and ends with the patch received", async ()
   expect(code).toBe(0);
   const steps = output.split("\n").filter((line) => line.startsWith("== Step"));
   expect(steps).toHaveLength(5);
-  expect(output).toMatch(/receiver \| Twin desired properties patch received:\n\s+receiver \| \{\n\s+receiver \|\s+"telemetryInterval": 122,/);
+  expect(output).toMatch(
+    /receiver \| Twin desired properties patch received:\n\s+receiver \| \{\n\s+receiver \|\s+"telemetryInterval": 122,/,
+  );
   expect(output).toMatch(/Done: the whole tutorial ran offline in [\d.]+ s\./);
 }, 60_000);
 

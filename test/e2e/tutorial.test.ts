@@ -1,6 +1,15 @@
 /** The tutorial end to end: the three real scripts as separate processes, against the local hub. */
 import type { Hub } from "../hub/hub";
-import { ScriptRun, eventually, killScripts, runScript, scriptEnv, startScript, startTestHub, tempDir } from "../support/hub";
+import {
+  ScriptRun,
+  eventually,
+  killScripts,
+  runScript,
+  scriptEnv,
+  startScript,
+  startTestHub,
+  tempDir,
+} from "../support/hub";
 
 const DEVICE = "myFirstDevice";
 const MODULE = "myFirstModule";
@@ -29,7 +38,10 @@ function jsonAfter(text: string, heading: string): any {
 }
 
 async function startReceiver(): Promise<ScriptRun> {
-  const receiver = startScript("ReceiveModuleTwinDesiredPropertiesPatch.ts", scriptEnv(hub, { MODULE_CONNECTION_STRING: moduleString }));
+  const receiver = startScript(
+    "ReceiveModuleTwinDesiredPropertiesPatch.ts",
+    scriptEnv(hub, { MODULE_CONNECTION_STRING: moduleString }),
+  );
   await receiver.waitForOutput(/Waiting for desired property patches/);
   return receiver;
 }
@@ -40,10 +52,16 @@ it("CreateModule prints both keys and a module connection string that works", as
   expect(result.code).toBe(0);
   const device = hub.registry.findIdentity(DEVICE)!;
   const module = hub.registry.findIdentity(DEVICE, MODULE)!;
-  expect(result.stdout).toContain(`device <${DEVICE}> has primary key = ${device.authentication.symmetricKey.primaryKey}\n`);
-  expect(result.stdout).toContain(`device/module <${DEVICE}/${MODULE}> has primary key = ${module.authentication.symmetricKey.primaryKey}\n`);
+  expect(result.stdout).toContain(
+    `device <${DEVICE}> has primary key = ${device.authentication.symmetricKey.primaryKey}\n`,
+  );
+  expect(result.stdout).toContain(
+    `device/module <${DEVICE}/${MODULE}> has primary key = ${module.authentication.symmetricKey.primaryKey}\n`,
+  );
   moduleString = /^MODULE_CONNECTION_STRING="([^"]+)"$/m.exec(result.stdout)![1];
-  expect(moduleString).toBe(`HostName=localhost;DeviceId=${DEVICE};ModuleId=${MODULE};SharedAccessKey=${module.authentication.symmetricKey.primaryKey}`);
+  expect(moduleString).toBe(
+    `HostName=localhost;DeviceId=${DEVICE};ModuleId=${MODULE};SharedAccessKey=${module.authentication.symmetricKey.primaryKey}`,
+  );
 });
 
 it("CreateModule run again keeps the same keys (the 409 path), and --write-env fills .env", async () => {
@@ -52,25 +70,41 @@ it("CreateModule run again keeps the same keys (the 409 path), and --write-env f
   const again = await runScript("CreateModule.ts", scriptEnv(hub), ["--write-env"], cwd);
   expect(again.code).toBe(0);
   expect(again.stdout).toContain(`MODULE_CONNECTION_STRING="${moduleString}"`);
-  expect(require("node:fs").readFileSync(`${cwd}/.env`, "utf8")).toBe(`# mine\nDEVICE_ID=myFirstDevice\nMODULE_CONNECTION_STRING="${moduleString}"\n`);
+  expect(require("node:fs").readFileSync(`${cwd}/.env`, "utf8")).toBe(
+    `# mine\nDEVICE_ID=myFirstDevice\nMODULE_CONNECTION_STRING="${moduleString}"\n`,
+  );
 });
 
 it("the receiver prints the current state, then exactly one patch with telemetryInterval 122", async () => {
   const receiver = await startReceiver();
-  expect(receiver.stdout).toMatch(/Current desired properties \(\$version 0; this is the state now, not a patch\):\n\{\}/);
+  expect(receiver.stdout).toMatch(
+    /Current desired properties \(\$version 0; this is the state now, not a patch\):\n\{\}/,
+  );
   const update = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub));
   expect(update.code).toBe(0);
   expect(jsonAfter(update.stdout, "Module twin properties before update:").desired).toEqual({ $version: 0 });
-  expect(jsonAfter(update.stdout, "Module twin properties after update:").desired).toEqual({ telemetryInterval: 122, $version: 1 });
+  expect(jsonAfter(update.stdout, "Module twin properties after update:").desired).toEqual({
+    telemetryInterval: 122,
+    $version: 1,
+  });
   await receiver.waitForOutput(/Twin desired properties patch received:/);
   await new Promise((resolve) => setTimeout(resolve, 300));
   expect(count(receiver.stdout, /patch received/)).toBe(1);
-  expect(jsonAfter(receiver.stdout, "Twin desired properties patch received:")).toEqual({ telemetryInterval: 122, $version: 1 });
+  expect(jsonAfter(receiver.stdout, "Twin desired properties patch received:")).toEqual({
+    telemetryInterval: 122,
+    $version: 1,
+  });
 
   // The receiver reports the value back; the next update run shows it in reported properties.
-  await eventually(() => (hub.registry.getTwin(DEVICE, MODULE) as any).properties.reported.telemetryInterval === 122, "the reported ack");
+  await eventually(
+    () => (hub.registry.getTwin(DEVICE, MODULE) as any).properties.reported.telemetryInterval === 122,
+    "the reported ack",
+  );
   const next = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub), ["60"]);
-  expect(jsonAfter(next.stdout, "Module twin properties before update:").reported).toEqual({ telemetryInterval: 122, $version: 1 });
+  expect(jsonAfter(next.stdout, "Module twin properties before update:").reported).toEqual({
+    telemetryInterval: 122,
+    $version: 1,
+  });
   expect(jsonAfter(next.stdout, "Module twin properties after update:").desired.telemetryInterval).toBe(60);
   await receiver.waitForOutput(/"telemetryInterval": 60/);
 });
@@ -92,7 +126,10 @@ it("the update script retries when the twin changes between its read and its pat
     const result = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub));
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/The module twin changed since it was read .*reading it again \(attempt 2 of 3\)/);
-    expect(jsonAfter(result.stdout, "Module twin properties after update:").desired).toMatchObject({ telemetryInterval: 122, setBySomeoneElse: true });
+    expect(jsonAfter(result.stdout, "Module twin properties after update:").desired).toMatchObject({
+      telemetryInterval: 122,
+      setBySomeoneElse: true,
+    });
   } finally {
     registry.getTwin = getTwin;
   }
@@ -109,13 +146,21 @@ it("prints patches sent while its connection was down after it reconnects, none 
   hub.registry.patchTwin(DEVICE, MODULE, { properties: { desired: { mode: "eco" } } }, "*");
   const missed = version();
   await receiver.waitForOutput(/patch received \(sent while disconnected\)/);
-  expect(jsonAfter(receiver.stdout, "(sent while disconnected):")).toEqual({ telemetryInterval: 300, mode: "eco", $version: missed });
+  expect(jsonAfter(receiver.stdout, "(sent while disconnected):")).toEqual({
+    telemetryInterval: 300,
+    mode: "eco",
+    $version: missed,
+  });
 
   // The hub restarts; one more patch is made before the client is back.
   await hub.stop();
   hub = await startTestHub(dataDir);
   hub.registry.patchTwin(DEVICE, MODULE, { properties: { desired: { mode: null } } }, "*");
-  await eventually(() => count(receiver.stdout, /sent while disconnected/) === 2, "the patch made during the restart", 20_000);
+  await eventually(
+    () => count(receiver.stdout, /sent while disconnected/) === 2,
+    "the patch made during the restart",
+    20_000,
+  );
   expect(jsonAfter(receiver.stdout, "(sent while disconnected):")).toEqual({ mode: null, $version: missed + 1 });
 
   // Live patches still arrive once each.
@@ -123,7 +168,8 @@ it("prints patches sent while its connection was down after it reconnects, none 
   await receiver.waitForOutput(/"telemetryInterval": 42/);
   await new Promise((resolve) => setTimeout(resolve, 300));
   expect(count(receiver.stdout, /patch received/) - before).toBe(3);
-  for (let v = missed; v <= missed + 2; v++) expect(count(receiver.stdout, new RegExp(`"\\$version": ${v}\\n`))).toBe(1);
+  for (let v = missed; v <= missed + 2; v++)
+    expect(count(receiver.stdout, new RegExp(`"\\$version": ${v}\\n`))).toBe(1);
 }, 40_000);
 
 it.each(["SIGINT", "SIGTERM"] as const)("the receiver closes and exits 0 within 5 s on %s", async (signal) => {
@@ -133,5 +179,8 @@ it.each(["SIGINT", "SIGTERM"] as const)("the receiver closes and exits 0 within 
   expect(await receiver.exited).toBe(0);
   expect(Date.now() - started).toBeLessThan(5000);
   expect(receiver.stdout).toContain("IoTHubModuleClient sample stopped\nShutting down IoT Hub Client\n");
-  await eventually(() => hub.registry.getModule(DEVICE, MODULE).connectionState === "Disconnected", "the hub to see the module go");
+  await eventually(
+    () => hub.registry.getModule(DEVICE, MODULE).connectionState === "Disconnected",
+    "the hub to see the module go",
+  );
 });

@@ -15,8 +15,7 @@ export interface SasToken {
 
 /** Who a request or connection is: a policy with its rights, or one device or module. */
 export type Principal =
-  | { kind: "policy"; keyName: string; rights: Permission[] }
-  | { kind: "identity"; deviceId: string; moduleId?: string };
+  { kind: "policy"; keyName: string; rights: Permission[] } | { kind: "identity"; deviceId: string; moduleId?: string };
 
 export function parseSasToken(text: string | undefined): SasToken {
   const match = /^\s*SharedAccessSignature\s+(.+)$/.exec(text ?? "");
@@ -72,13 +71,18 @@ export function covers(scope: string, resource: string): boolean {
  * Checks a token against the registry. `rawSr` is `sr` exactly as written in the token (the signature covers it),
  * which is why authenticate() takes the header text and not a parsed URL.
  */
-export function authenticate(registry: Registry, header: string | undefined, nowSeconds = Date.now() / 1000): Principal {
+export function authenticate(
+  registry: Registry,
+  header: string | undefined,
+  nowSeconds = Date.now() / 1000,
+): Principal {
   const token = parseSasToken(header);
   const rawSr = /(?:^|[\s&])sr=([^&]*)/.exec(header ?? "")?.[1] ?? token.sr;
   if (token.se < nowSeconds) throw unauthorized("The SharedAccessSignature has expired");
   const resource = resourceOf(token.sr);
   const host = registry.hostName.toLowerCase();
-  if (!covers(host, resource)) throw unauthorized(`The token is for '${resource.split("/")[0]}', not for this hub '${host}'`);
+  if (!covers(host, resource))
+    throw unauthorized(`The token is for '${resource.split("/")[0]}', not for this hub '${host}'`);
 
   if (token.skn) {
     const policy = registry.policy(token.skn);
@@ -90,14 +94,20 @@ export function authenticate(registry: Registry, header: string | undefined, now
 
   const path = resource.slice(host.length).split("/").filter(Boolean).map(safeDecode);
   if (path[0] !== "devices" || !path[1] || (path.length > 2 && (path[2] !== "modules" || !path[3]))) {
-    throw unauthorized("A token without skn must be scoped to a device or module: sr=<host>/devices/<id>[/modules/<id>]");
+    throw unauthorized(
+      "A token without skn must be scoped to a device or module: sr=<host>/devices/<id>[/modules/<id>]",
+    );
   }
   const deviceId = path[1];
   const moduleId = path.length > 2 ? path[3] : undefined;
   const identity = registry.findIdentity(deviceId, moduleId);
-  const keys = identity ? [identity.authentication.symmetricKey.primaryKey, identity.authentication.symmetricKey.secondaryKey] : [];
+  const keys = identity
+    ? [identity.authentication.symmetricKey.primaryKey, identity.authentication.symmetricKey.secondaryKey]
+    : [];
   if (!identity || !signatureMatches(token, rawSr, keys)) {
-    throw unauthorized(`The signature does not match the keys of ${moduleId ? `module ${deviceId}/${moduleId}` : `device ${deviceId}`}`);
+    throw unauthorized(
+      `The signature does not match the keys of ${moduleId ? `module ${deviceId}/${moduleId}` : `device ${deviceId}`}`,
+    );
   }
   const device = registry.findIdentity(deviceId);
   if (device?.status === "disabled") throw unauthorized(`Device ${deviceId} is disabled`);
@@ -105,17 +115,26 @@ export function authenticate(registry: Registry, header: string | undefined, now
 }
 
 /** Policies need the right; a device or module token may only read what lies under its own path. */
-export function authorize(principal: Principal, needs: Permission[], target: { deviceId?: string; moduleId?: string; write: boolean }): void {
+export function authorize(
+  principal: Principal,
+  needs: Permission[],
+  target: { deviceId?: string; moduleId?: string; write: boolean },
+): void {
   if (principal.kind === "policy") {
     const rights = new Set<Permission>(principal.rights);
     if (rights.has("RegistryWrite")) rights.add("RegistryRead");
     if (!needs.some((right) => rights.has(right))) {
-      throw new HubError(401, "IotHubUnauthorizedAccess", `Policy '${principal.keyName}' lacks the permission ${needs.join(" or ")}`);
+      throw new HubError(
+        401,
+        "IotHubUnauthorizedAccess",
+        `Policy '${principal.keyName}' lacks the permission ${needs.join(" or ")}`,
+      );
     }
     return;
   }
   const own =
     target.deviceId === principal.deviceId &&
     (principal.moduleId === undefined || target.moduleId === principal.moduleId);
-  if (!own || target.write) throw unauthorized("A device or module token gives access to its own identity and twin only, read-only");
+  if (!own || target.write)
+    throw unauthorized("A device or module token gives access to its own identity and twin only, read-only");
 }

@@ -65,7 +65,9 @@ export async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err) => {
-    console.error(`Error: ${err instanceof PortError ? err.message : `the local hub failed to start: ${(err as Error).message}`}`);
+    console.error(
+      `Error: ${err instanceof PortError ? err.message : `the local hub failed to start: ${(err as Error).message}`}`,
+    );
     process.exit(1);
   });
 }

@@ -47,7 +47,8 @@ export class HubError extends Error {
 
 export const badRequest = (message: string) => new HubError(400, "ArgumentInvalid", message);
 export const unauthorized = (message: string) => new HubError(401, "IotHubUnauthorizedAccess", message);
-export const deviceNotFound = (deviceId: string) => new HubError(404, "DeviceNotFound", `Device ${deviceId} not registered`);
+export const deviceNotFound = (deviceId: string) =>
+  new HubError(404, "DeviceNotFound", `Device ${deviceId} not registered`);
 export const moduleNotFound = (deviceId: string, moduleId: string) =>
   new HubError(404, "ModuleNotFound", `Module ${moduleId} on device ${deviceId} not registered`);
 export const preconditionFailed = (what: string) =>

@@ -95,7 +95,10 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   // Bind the ports before touching the state: a second hub on the same directory fails here, harmlessly.
   let restHandler: ReturnType<typeof createRestHandler> | undefined;
   let mqttEdge: MqttEdge | undefined;
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has("mqtt") ? "mqtt" : false) });
+  const wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (protocols) => (protocols.has("mqtt") ? "mqtt" : false),
+  });
   const servers: net.Server[] = [];
   const listening: string[] = [];
   try {
@@ -142,7 +145,9 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const connectionString = `HostName=${HOST_NAME};SharedAccessKeyName=iothubowner;SharedAccessKey=${owner.primaryKey}`;
   const envPath = path.join(dataDir, "env");
   const tmp = `${envPath}.tmp`;
-  fs.writeFileSync(tmp, `IOTHUB_CONNECTION_STRING="${connectionString}"\nNODE_EXTRA_CA_CERTS=${tlsFiles.caPath}\n`, { mode: 0o600 });
+  fs.writeFileSync(tmp, `IOTHUB_CONNECTION_STRING="${connectionString}"\nNODE_EXTRA_CA_CERTS=${tlsFiles.caPath}\n`, {
+    mode: 0o600,
+  });
   fs.renameSync(tmp, envPath);
 
   let stopped: Promise<void> | undefined;
@@ -154,5 +159,15 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
       await store.close();
     })());
 
-  return { hostName: HOST_NAME, connectionString, caPath: tlsFiles.caPath, envPath, dataDir, registry, mqtt: mqttEdge, listening, stop };
+  return {
+    hostName: HOST_NAME,
+    connectionString,
+    caPath: tlsFiles.caPath,
+    envPath,
+    dataDir,
+    registry,
+    mqtt: mqttEdge,
+    listening,
+    stop,
+  };
 }

@@ -45,10 +45,13 @@ export class MqttEdge {
     readonly registry: Registry,
     readonly log: (line: string) => void,
   ) {
-    registry.on("desired", (change: DesiredChange) => this.sessions.get(identityKey(change.deviceId, change.moduleId))?.pushDesired(change));
+    registry.on("desired", (change: DesiredChange) =>
+      this.sessions.get(identityKey(change.deviceId, change.moduleId))?.pushDesired(change),
+    );
     registry.on("revoked", (key: string, withModules: boolean) => {
       for (const [sessionKey, session] of this.sessions) {
-        if (sessionKey === key || (withModules && sessionKey.startsWith(`${key}/`))) session.close("identity deleted, disabled or re-keyed");
+        if (sessionKey === key || (withModules && sessionKey.startsWith(`${key}/`)))
+          session.close("identity deleted, disabled or re-keyed");
       }
     });
   }
@@ -165,14 +168,17 @@ class Session {
   private refuse(returnCode: number, why: string, started: bigint): void {
     this.send({ cmd: "connack", returnCode, sessionPresent: false });
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    this.edge.log(`MQTT CONNECT ${this.deviceId ? identityKey(this.deviceId, this.moduleId) : "?"} ${returnCode} refused (${why}) ${ms.toFixed(1)}ms`);
+    this.edge.log(
+      `MQTT CONNECT ${this.deviceId ? identityKey(this.deviceId, this.moduleId) : "?"} ${returnCode} refused (${why}) ${ms.toFixed(1)}ms`,
+    );
     this.close(why);
   }
 
   private onConnect(packet: mqtt.IConnectPacket): void {
     const started = process.hrtime.bigint();
     if (this.connected) return this.close("second CONNECT");
-    if (packet.protocolVersion !== 4) return this.refuse(UNACCEPTABLE_PROTOCOL, "only MQTT 3.1.1 is supported", started);
+    if (packet.protocolVersion !== 4)
+      return this.refuse(UNACCEPTABLE_PROTOCOL, "only MQTT 3.1.1 is supported", started);
     const parts = (packet.clientId ?? "").split("/");
     if (!parts[0] || parts.length > 2 || (parts.length === 2 && !parts[1])) {
       return this.refuse(IDENTIFIER_REJECTED, "client id must be '<device>' or '<device>/<module>'", started);
@@ -181,7 +187,11 @@ class Session {
     this.moduleId = parts[1];
     const hostName = this.edge.registry.hostName;
     if (!(packet.username ?? "").toLowerCase().startsWith(`${hostName}/${packet.clientId}/`.toLowerCase())) {
-      return this.refuse(BAD_USERNAME_OR_PASSWORD, `username must start with '${hostName}/${packet.clientId}/'`, started);
+      return this.refuse(
+        BAD_USERNAME_OR_PASSWORD,
+        `username must start with '${hostName}/${packet.clientId}/'`,
+        started,
+      );
     }
     try {
       const principal = authenticate(this.edge.registry, packet.password?.toString("utf8"));
@@ -189,7 +199,12 @@ class Session {
         principal.kind === "identity"
           ? principal.deviceId === this.deviceId && principal.moduleId === this.moduleId
           : principal.rights.includes("DeviceConnect");
-      if (!allowed) throw new HubError(401, "IotHubUnauthorizedAccess", `the token is not valid for ${this.deviceId}${this.moduleId ? `/${this.moduleId}` : ""}`);
+      if (!allowed)
+        throw new HubError(
+          401,
+          "IotHubUnauthorizedAccess",
+          `the token is not valid for ${this.deviceId}${this.moduleId ? `/${this.moduleId}` : ""}`,
+        );
       const identity = this.edge.registry.findIdentity(this.deviceId, this.moduleId);
       const device = this.edge.registry.findIdentity(this.deviceId);
       if (!identity) throw new HubError(401, "IotHubUnauthorizedAccess", "no such device or module");
@@ -217,7 +232,8 @@ class Session {
 
   /** The topics an identity may subscribe to: its own twin, methods, and its own message streams. */
   private mayReceive(filter: string): boolean {
-    const own = this.moduleId === undefined ? `devices/${this.deviceId}` : `devices/${this.deviceId}/modules/${this.moduleId}`;
+    const own =
+      this.moduleId === undefined ? `devices/${this.deviceId}` : `devices/${this.deviceId}/modules/${this.moduleId}`;
     return (
       filter === "$iothub/twin/res/#" ||
       filter === "$iothub/twin/PATCH/properties/desired/#" ||
@@ -234,7 +250,9 @@ class Session {
       return Math.min(qos, 1);
     });
     this.rememberSubscriptions();
-    this.edge.log(`MQTT SUBSCRIBE ${this.key} ${packet.subscriptions.map((s, i) => `${s.topic}=${granted[i]}`).join(" ")}`);
+    this.edge.log(
+      `MQTT SUBSCRIBE ${this.key} ${packet.subscriptions.map((s, i) => `${s.topic}=${granted[i]}`).join(" ")}`,
+    );
     void this.edge.registry.store.sync().then(() => this.send({ cmd: "suback", messageId: packet.messageId, granted }));
   }
 
@@ -249,7 +267,10 @@ class Session {
   }
 
   pushDesired(change: DesiredChange): void {
-    this.deliver(`$iothub/twin/PATCH/properties/desired/?$version=${change.version}`, JSON.stringify({ ...change.patch, $version: change.version }));
+    this.deliver(
+      `$iothub/twin/PATCH/properties/desired/?$version=${change.version}`,
+      JSON.stringify({ ...change.patch, $version: change.version }),
+    );
   }
 
   private async onPublish(packet: mqtt.IPublishPacket): Promise<void> {
@@ -257,7 +278,8 @@ class Session {
     if (packet.qos === 2) return this.close("QoS 2 is not supported");
     if (packet.payload.length > MAX_PAYLOAD_BYTES) return this.close("message larger than 256 KB");
     const { path, query } = splitTopic(packet.topic);
-    const own = this.moduleId === undefined ? `devices/${this.deviceId}` : `devices/${this.deviceId}/modules/${this.moduleId}`;
+    const own =
+      this.moduleId === undefined ? `devices/${this.deviceId}` : `devices/${this.deviceId}/modules/${this.moduleId}`;
 
     if (path.startsWith(`${own}/messages/events`)) {
       this.edge.log(`MQTT TELEMETRY ${this.key} ${packet.payload.length} bytes`);

@@ -81,7 +81,9 @@ export const generateKey = (): string => randomBytes(32).toString("base64");
 
 function checkId(kind: "device" | "module", id: unknown): asserts id is string {
   if (typeof id !== "string" || !ID_PATTERN.test(id)) {
-    throw badRequest(`${kind} id '${String(id).slice(0, 140)}' is invalid: 1-128 ASCII letters, digits or - . % _ * ? ! ( ) , : = @ $ '`);
+    throw badRequest(
+      `${kind} id '${String(id).slice(0, 140)}' is invalid: 1-128 ASCII letters, digits or - . % _ * ? ! ( ) , : = @ $ '`,
+    );
   }
 }
 
@@ -103,7 +105,10 @@ function checkKeys(body: JsonObject): SymmetricKeys | null {
 /** Compares an If-Match header value with an etag; a missing header or `*` always matches. */
 function etagMatches(ifMatch: string | undefined, etag: string): boolean {
   if (ifMatch === undefined) return true;
-  const wanted = ifMatch.trim().replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+  const wanted = ifMatch
+    .trim()
+    .replace(/^W\//, "")
+    .replace(/^"(.*)"$/, "$1");
   return wanted === "*" || wanted === etag;
 }
 
@@ -186,7 +191,8 @@ export class Registry extends EventEmitter {
   putDevice(deviceId: string, body: Json, ifMatch: string | undefined): JsonObject {
     checkId("device", deviceId);
     if (!isObject(body)) throw badRequest("the body must be a device JSON object");
-    if (body.deviceId !== undefined && body.deviceId !== deviceId) throw badRequest("deviceId in the body differs from the path");
+    if (body.deviceId !== undefined && body.deviceId !== deviceId)
+      throw badRequest("deviceId in the body differs from the path");
     const existing = this.devices.get(deviceId);
     if (existing && ifMatch === undefined) {
       throw new HubError(409, "DeviceAlreadyExists", `A device with ID '${deviceId}' is already registered`);
@@ -200,7 +206,11 @@ export class Registry extends EventEmitter {
     device.statusReason = typeof body.statusReason === "string" ? body.statusReason : (device.statusReason ?? null);
     device.capabilities = { iotEdge: isObject(body.capabilities) && body.capabilities.iotEdge === true };
     this.save(device);
-    if (existing && (status === "disabled" || existing.authentication.symmetricKey.primaryKey !== device.authentication.symmetricKey.primaryKey)) {
+    if (
+      existing &&
+      (status === "disabled" ||
+        existing.authentication.symmetricKey.primaryKey !== device.authentication.symmetricKey.primaryKey)
+    ) {
       this.revoke(deviceId, true);
     }
     return this.deviceJson(device);
@@ -229,7 +239,8 @@ export class Registry extends EventEmitter {
       const mode = String(importMode ?? "").toLowerCase();
       try {
         const givenEtag = eTag ?? etag;
-        if (mode.endsWith("ifmatchetag") && typeof givenEtag !== "string") throw badRequest(`importMode ${String(importMode)} needs the device's eTag`);
+        if (mode.endsWith("ifmatchetag") && typeof givenEtag !== "string")
+          throw badRequest(`importMode ${String(importMode)} needs the device's eTag`);
         if (mode === "create") this.putDevice(deviceId, device, undefined);
         else if (mode === "update") this.putDevice(deviceId, device, "*");
         else if (mode === "updateifmatchetag") this.putDevice(deviceId, device, givenEtag as string);
@@ -259,18 +270,29 @@ export class Registry extends EventEmitter {
     checkId("device", deviceId);
     checkId("module", moduleId);
     if (!isObject(body)) throw badRequest("the body must be a module JSON object");
-    if ((body.deviceId !== undefined && body.deviceId !== deviceId) || (body.moduleId !== undefined && body.moduleId !== moduleId)) {
+    if (
+      (body.deviceId !== undefined && body.deviceId !== deviceId) ||
+      (body.moduleId !== undefined && body.moduleId !== moduleId)
+    ) {
       throw badRequest("deviceId or moduleId in the body differs from the path");
     }
     this.requireDevice(deviceId);
     const modules = this.modulesOf(deviceId);
     const existing = modules.get(moduleId);
     if (existing && ifMatch === undefined) {
-      throw new HubError(409, "ModuleAlreadyExistsOnDevice", `A module with ID '${moduleId}' is already registered on device '${deviceId}'`);
+      throw new HubError(
+        409,
+        "ModuleAlreadyExistsOnDevice",
+        `A module with ID '${moduleId}' is already registered on device '${deviceId}'`,
+      );
     }
     if (existing && !etagMatches(ifMatch, existing.etag)) throw preconditionFailed(`module ${deviceId}/${moduleId}`);
     if (!existing && modules.size >= MAX_MODULES_PER_DEVICE) {
-      throw new HubError(403, "TooManyModulesOnDevice", `Device '${deviceId}' already has ${MAX_MODULES_PER_DEVICE} modules`);
+      throw new HubError(
+        403,
+        "TooManyModulesOnDevice",
+        `Device '${deviceId}' already has ${MAX_MODULES_PER_DEVICE} modules`,
+      );
     }
     const module = existing ? this.updatedIdentity(existing, body) : this.newIdentity(deviceId, moduleId, body);
     if (typeof body.managedBy === "string") module.managedBy = body.managedBy;
@@ -299,11 +321,13 @@ export class Registry extends EventEmitter {
   patchTwin(deviceId: string, moduleId: string | undefined, body: Json, ifMatch: string | undefined): JsonObject {
     const identity = this.requireIdentity(deviceId, moduleId);
     const { tags, desired } = this.twinParts(body);
-    if (!etagMatches(ifMatch, identity.twin.etag)) throw preconditionFailed(`the twin of ${identityKey(deviceId, moduleId)}`);
+    if (!etagMatches(ifMatch, identity.twin.etag))
+      throw preconditionFailed(`the twin of ${identityKey(deviceId, moduleId)}`);
     const now = new Date().toISOString();
     // Compute everything first: a request that fails validation changes nothing.
     const nextTags = tags === undefined ? identity.twin.tags : patchTags(identity.twin.tags, tags);
-    const nextDesired = desired === undefined ? identity.twin.desired : patchProperties(identity.twin.desired, "desired", desired, now);
+    const nextDesired =
+      desired === undefined ? identity.twin.desired : patchProperties(identity.twin.desired, "desired", desired, now);
     identity.twin = { ...identity.twin, tags: nextTags, desired: nextDesired };
     this.saveTwin(identity);
     if (desired !== undefined) this.emitDesired(identity, desired as JsonObject);
@@ -314,7 +338,8 @@ export class Registry extends EventEmitter {
   replaceTwin(deviceId: string, moduleId: string | undefined, body: Json, ifMatch: string | undefined): JsonObject {
     const identity = this.requireIdentity(deviceId, moduleId);
     const { tags, desired } = this.twinParts(body);
-    if (!etagMatches(ifMatch, identity.twin.etag)) throw preconditionFailed(`the twin of ${identityKey(deviceId, moduleId)}`);
+    if (!etagMatches(ifMatch, identity.twin.etag))
+      throw preconditionFailed(`the twin of ${identityKey(deviceId, moduleId)}`);
     const now = new Date().toISOString();
     const nextTags = patchTags({}, tags ?? {});
     const nextDesired = replaceProperties(identity.twin.desired, "desired", desired ?? {}, now);
@@ -448,7 +473,8 @@ export class Registry extends EventEmitter {
     if (!isObject(body)) throw badRequest("the body must be a twin JSON object");
     const properties = body.properties === undefined || body.properties === null ? {} : body.properties;
     if (!isObject(properties)) throw badRequest("properties must be a JSON object");
-    if (properties.reported !== undefined) throw badRequest("reported properties can only be written by the device or module itself");
+    if (properties.reported !== undefined)
+      throw badRequest("reported properties can only be written by the device or module itself");
     return { tags: body.tags ?? undefined, desired: properties.desired ?? undefined };
   }
 

@@ -29,7 +29,13 @@ const TWIN_WRITE: Permission[] = ["ServiceConnect"];
 function route(registry: Registry, method: string, segments: string[]): Route | null | undefined {
   const [collection, deviceId, sub, moduleId, ...rest] = segments;
   if (rest.length || (sub !== undefined && sub !== "modules")) return undefined;
-  const make = (needs: Permission[], write: boolean, run: Route["run"]): Route => ({ deviceId, moduleId, needs, write, run });
+  const make = (needs: Permission[], write: boolean, run: Route["run"]): Route => ({
+    deviceId,
+    moduleId,
+    needs,
+    write,
+    run,
+  });
 
   if (collection === "devices" && deviceId === undefined) {
     if (method === "GET") return make(READ, false, (_b, _m, q) => registry.listDevices(Number(q.get("top") ?? 1000)));
@@ -47,14 +53,18 @@ function route(registry: Registry, method: string, segments: string[]): Route | 
   }
   if (collection === "devices") {
     if (method === "GET") return make(READ, false, () => registry.getModule(deviceId, moduleId));
-    if (method === "PUT") return make(WRITE, true, (body, ifMatch) => registry.putModule(deviceId, moduleId, body, ifMatch));
-    if (method === "DELETE") return make(WRITE, true, (_b, ifMatch) => void registry.deleteModule(deviceId, moduleId, ifMatch));
+    if (method === "PUT")
+      return make(WRITE, true, (body, ifMatch) => registry.putModule(deviceId, moduleId, body, ifMatch));
+    if (method === "DELETE")
+      return make(WRITE, true, (_b, ifMatch) => void registry.deleteModule(deviceId, moduleId, ifMatch));
     return null;
   }
   if (collection === "twins" && deviceId !== undefined && (sub === undefined || moduleId !== undefined)) {
     if (method === "GET") return make(TWIN_READ, false, () => registry.getTwin(deviceId, moduleId));
-    if (method === "PATCH") return make(TWIN_WRITE, true, (body, ifMatch) => registry.patchTwin(deviceId, moduleId, body, ifMatch));
-    if (method === "PUT") return make(TWIN_WRITE, true, (body, ifMatch) => registry.replaceTwin(deviceId, moduleId, body, ifMatch));
+    if (method === "PATCH")
+      return make(TWIN_WRITE, true, (body, ifMatch) => registry.patchTwin(deviceId, moduleId, body, ifMatch));
+    if (method === "PUT")
+      return make(TWIN_WRITE, true, (body, ifMatch) => registry.replaceTwin(deviceId, moduleId, body, ifMatch));
     return null;
   }
   return undefined;
@@ -130,10 +140,15 @@ export function createRestHandler(registry: Registry, log: (line: string) => voi
     } catch (err) {
       const hubError =
         err instanceof HubError ? err : new HubError(500, "ServerError", "The local hub failed to handle the request");
-      if (!(err instanceof HubError)) log(`internal error on ${method} ${url.pathname}: ${(err as Error)?.stack ?? err}`);
+      if (!(err instanceof HubError))
+        log(`internal error on ${method} ${url.pathname}: ${(err as Error)?.stack ?? err}`);
       status = hubError.status;
       if (!res.headersSent) {
-        res.writeHead(status, { "Content-Type": JSON_TYPE, "iothub-errorcode": hubError.code, "iothub-tracking-id": trackingId });
+        res.writeHead(status, {
+          "Content-Type": JSON_TYPE,
+          "iothub-errorcode": hubError.code,
+          "iothub-tracking-id": trackingId,
+        });
         res.end(hubError.toRestBody(trackingId));
       }
     } finally {

@@ -8,7 +8,11 @@ export type Json = null | boolean | number | string | Json[] | JsonObject;
 export type JsonObject = { [key: string]: Json };
 
 /** `$lastUpdated` for every key that was ever set, nested like the values; `$lastUpdatedVersion` on desired. */
-export type Metadata = { $lastUpdated: string; $lastUpdatedVersion?: number; [key: string]: Metadata | string | number | undefined };
+export type Metadata = {
+  $lastUpdated: string;
+  $lastUpdatedVersion?: number;
+  [key: string]: Metadata | string | number | undefined;
+};
 
 export interface PropertySet {
   values: JsonObject;
@@ -52,7 +56,9 @@ export function validateValues(section: Section, value: Json, depth = 1, path: s
     if (depth > MAX_DEPTH) throw badRequest(`${path}: nesting deeper than ${MAX_DEPTH} levels`);
     for (const [key, child] of Object.entries(value)) {
       if (!key || Buffer.byteLength(key) > MAX_KEY_BYTES || FORBIDDEN_KEY.test(key)) {
-        throw badRequest(`${path}: invalid property name '${key.slice(0, 64)}' (no '.', '$', space or control characters, at most 1 KB)`);
+        throw badRequest(
+          `${path}: invalid property name '${key.slice(0, 64)}' (no '.', '$', space or control characters, at most 1 KB)`,
+        );
       }
       validateValues(section, child, depth + 1, `${path}.${key}`);
     }
@@ -71,7 +77,11 @@ export function validateValues(section: Section, value: Json, depth = 1, path: s
 function checkSize(section: Section, values: JsonObject): void {
   const size = Buffer.byteLength(JSON.stringify(values));
   if (size > SIZE_LIMITS[section]) {
-    throw new HubError(400, "ArgumentInvalid", `${section} would be ${size} bytes, over the limit of ${SIZE_LIMITS[section]}`);
+    throw new HubError(
+      400,
+      "ArgumentInvalid",
+      `${section} would be ${size} bytes, over the limit of ${SIZE_LIMITS[section]}`,
+    );
   }
 }
 
@@ -80,7 +90,13 @@ function touch(metadata: Metadata, now: string, version: number | undefined): vo
   if (version !== undefined) metadata.$lastUpdatedVersion = version;
 }
 
-function mergeInto(values: JsonObject, metadata: Metadata, patch: JsonObject, now: string, version: number | undefined): void {
+function mergeInto(
+  values: JsonObject,
+  metadata: Metadata,
+  patch: JsonObject,
+  now: string,
+  version: number | undefined,
+): void {
   touch(metadata, now, version);
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) {
@@ -94,7 +110,8 @@ function mergeInto(values: JsonObject, metadata: Metadata, patch: JsonObject, no
       mergeInto(values[key] as JsonObject, childMetadata, value, now, version);
     } else {
       values[key] = value;
-      metadata[key] = version === undefined ? { $lastUpdated: now } : { $lastUpdated: now, $lastUpdatedVersion: version };
+      metadata[key] =
+        version === undefined ? { $lastUpdated: now } : { $lastUpdated: now, $lastUpdatedVersion: version };
     }
   }
 }

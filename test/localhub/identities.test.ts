@@ -13,7 +13,8 @@ beforeAll(async () => {
 afterAll(() => hub.stop());
 
 const statusOf = (err: any) => err?.response?.statusCode;
-const isBase64Of32Bytes = (key: string) => Buffer.from(key, "base64").length === 32 && Buffer.from(key, "base64").toString("base64") === key;
+const isBase64Of32Bytes = (key: string) =>
+  Buffer.from(key, "base64").length === 32 && Buffer.from(key, "base64").toString("base64") === key;
 
 describe("devices", () => {
   it("creates a device with hub-generated SAS keys and reads it back", async () => {
@@ -31,7 +32,9 @@ describe("devices", () => {
   it("keeps keys the caller provides", async () => {
     const primaryKey = Buffer.alloc(32, 1).toString("base64");
     const secondaryKey = Buffer.alloc(32, 2).toString("base64");
-    const created = (await registry.create({ deviceId: "dev-keys", authentication: { symmetricKey: { primaryKey, secondaryKey } } })).responseBody;
+    const created = (
+      await registry.create({ deviceId: "dev-keys", authentication: { symmetricKey: { primaryKey, secondaryKey } } })
+    ).responseBody;
     expect(created.authentication!.symmetricKey).toEqual({ primaryKey, secondaryKey });
   });
 
@@ -74,7 +77,8 @@ describe("devices", () => {
   });
 
   it("adds, updates and removes devices in bulk, reporting each failure", async () => {
-    const added = (await registry.addDevices([{ deviceId: "bulk-1" }, { deviceId: "bulk-2" }, { deviceId: "dev-dup" }])).responseBody;
+    const added = (await registry.addDevices([{ deviceId: "bulk-1" }, { deviceId: "bulk-2" }, { deviceId: "dev-dup" }]))
+      .responseBody;
     expect(added.isSuccessful).toBe(false);
     expect(added.errors).toEqual([expect.objectContaining({ deviceId: "dev-dup", errorCode: "DeviceAlreadyExists" })]);
     expect((await registry.get("bulk-2")).responseBody.status).toBe("enabled");
@@ -83,9 +87,13 @@ describe("devices", () => {
     expect((await registry.get("bulk-1")).responseBody.status).toBe("disabled");
     // Without force, each update and removal must carry the device's current etag.
     const bulk2 = (await registry.get("bulk-2")).responseBody;
-    const stale = (await registry.updateDevices([{ deviceId: "bulk-2", status: "disabled", etag: "stale" } as any], false)).responseBody;
+    const stale = (
+      await registry.updateDevices([{ deviceId: "bulk-2", status: "disabled", etag: "stale" } as any], false)
+    ).responseBody;
     expect(stale.errors).toEqual([expect.objectContaining({ deviceId: "bulk-2", errorCode: "PreconditionFailed" })]);
-    const current = (await registry.updateDevices([{ deviceId: "bulk-2", status: "disabled", etag: bulk2.etag } as any], false)).responseBody;
+    const current = (
+      await registry.updateDevices([{ deviceId: "bulk-2", status: "disabled", etag: bulk2.etag } as any], false)
+    ).responseBody;
     expect(current.isSuccessful).toBe(true);
     const removed = (await registry.removeDevices([{ deviceId: "bulk-1" }, { deviceId: "bulk-2" }], true)).responseBody;
     expect(removed.isSuccessful).toBe(true);

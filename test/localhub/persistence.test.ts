@@ -9,12 +9,16 @@ import { startHub } from "../hub/hub";
 import { NODE_WITH_TSX, ROOT } from "../support/paths";
 import { copyTestCertificates, eventually, moduleConnectionString, startTestHub, tempDir } from "../support/hub";
 
-
 /** Runs `npm run hub`'s program as its own process, on a state directory that holds the test certificates. */
-function spawnHubCli(dataDir: string, ...flags: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+function spawnHubCli(
+  dataDir: string,
+  ...flags: string[]
+): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   copyTestCertificates(dataDir);
   const [node, ...nodeArgs] = NODE_WITH_TSX;
-  const child = spawn(node, [...nodeArgs, path.join(ROOT, "test/hub/cli.ts"), "--data", dataDir, ...flags], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(node, [...nodeArgs, path.join(ROOT, "test/hub/cli.ts"), "--data", dataDir, ...flags], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
@@ -28,13 +32,23 @@ it("continues after a restart with the same keys, etags, versions and connection
   let registry = Registry.fromConnectionString(hub.connectionString);
   const device = (await registry.create({ deviceId: "keeper" })).responseBody;
   await registry.addModule({ deviceId: "keeper", moduleId: "m" });
-  await registry.updateModuleTwin("keeper", "m", { tags: { t: 1 }, properties: { desired: { telemetryInterval: 122 } } }, "*");
+  await registry.updateModuleTwin(
+    "keeper",
+    "m",
+    { tags: { t: 1 }, properties: { desired: { telemetryInterval: 122 } } },
+    "*",
+  );
   const client = ModuleClient.fromConnectionString(moduleConnectionString(hub, "keeper", "m"), Mqtt);
   await client.open();
   const twinClient = await client.getTwin();
-  await new Promise<void>((resolve, reject) => twinClient.properties.reported.update({ ack: 122 }, (err?: Error) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    twinClient.properties.reported.update({ ack: 122 }, (err?: Error) => (err ? reject(err) : resolve())),
+  );
   await client.close();
-  const before = { module: (await registry.getModule("keeper", "m")).responseBody, twin: (await registry.getModuleTwin("keeper", "m")).responseBody };
+  const before = {
+    module: (await registry.getModule("keeper", "m")).responseBody,
+    twin: (await registry.getModuleTwin("keeper", "m")).responseBody,
+  };
   const connectionString = hub.connectionString;
   await hub.stop();
 
@@ -42,16 +56,23 @@ it("continues after a restart with the same keys, etags, versions and connection
   try {
     expect(hub.connectionString).toBe(connectionString);
     registry = Registry.fromConnectionString(hub.connectionString);
-    expect((await registry.get("keeper")).responseBody.authentication!.symmetricKey).toEqual(device.authentication!.symmetricKey);
+    expect((await registry.get("keeper")).responseBody.authentication!.symmetricKey).toEqual(
+      device.authentication!.symmetricKey,
+    );
     const module = (await registry.getModule("keeper", "m")).responseBody;
-    expect([module.etag, module.authentication!.symmetricKey]).toEqual([before.module.etag, before.module.authentication!.symmetricKey]);
+    expect([module.etag, module.authentication!.symmetricKey]).toEqual([
+      before.module.etag,
+      before.module.authentication!.symmetricKey,
+    ]);
     const twin = (await registry.getModuleTwin("keeper", "m")).responseBody as any;
     expect(twin.etag).toBe(before.twin.etag);
     expect(twin.tags).toEqual({ t: 1 });
     expect(twin.properties.desired).toMatchObject({ telemetryInterval: 122, $version: 1 });
     expect(twin.properties.reported).toMatchObject({ ack: 122, $version: 1 });
     // Versions and etags go on from where they were, never back.
-    const next = (await registry.updateModuleTwin("keeper", "m", { properties: { desired: { telemetryInterval: 5 } } }, twin.etag)).responseBody;
+    const next = (
+      await registry.updateModuleTwin("keeper", "m", { properties: { desired: { telemetryInterval: 5 } } }, twin.etag)
+    ).responseBody;
     expect(next.properties.desired.$version).toBe(2);
     expect(next.etag).not.toBe(twin.etag);
   } finally {
@@ -70,7 +91,9 @@ it("loses nothing it acknowledged when killed with SIGKILL", async () => {
     // Concurrent writes, as a busy hub sees them: every one that resolved must be there after the kill.
     const acknowledged = await Promise.all(
       Array.from({ length: 40 }, async (_, i) => {
-        const module = await registry.addModule({ deviceId: "survivor", moduleId: `m${i}` }).then(() => registry.getModule("survivor", `m${i}`));
+        const module = await registry
+          .addModule({ deviceId: "survivor", moduleId: `m${i}` })
+          .then(() => registry.getModule("survivor", `m${i}`));
         await registry.updateModuleTwin("survivor", `m${i}`, { properties: { desired: { n: i } } }, "*");
         return { moduleId: `m${i}`, key: module.responseBody.authentication!.symmetricKey!.primaryKey };
       }),
@@ -82,7 +105,9 @@ it("loses nothing it acknowledged when killed with SIGKILL", async () => {
     try {
       for (const { moduleId, key } of acknowledged) {
         expect(hub.registry.findIdentity("survivor", moduleId)?.authentication.symmetricKey.primaryKey).toBe(key);
-        expect((hub.registry.getTwin("survivor", moduleId) as any).properties.desired.n).toBe(Number(moduleId.slice(1)));
+        expect((hub.registry.getTwin("survivor", moduleId) as any).properties.desired.n).toBe(
+          Number(moduleId.slice(1)),
+        );
       }
     } finally {
       await hub.stop();
@@ -98,7 +123,9 @@ it("writes DIR/env before it says ready, and exits 0 on SIGTERM", async () => {
   await eventually(() => /ready/.test(cli.output()), "the hub to print ready", 20_000);
   const lines = fs.readFileSync(path.join(dataDir, "env"), "utf8").trimEnd().split("\n");
   expect(lines).toEqual([
-    expect.stringMatching(/^IOTHUB_CONNECTION_STRING="HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=[A-Za-z0-9+/=]{44}"$/),
+    expect.stringMatching(
+      /^IOTHUB_CONNECTION_STRING="HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=[A-Za-z0-9+/=]{44}"$/,
+    ),
     `NODE_EXTRA_CA_CERTS=${path.join(dataDir, "ca.pem")}`,
   ]);
   expect(cli.output()).toContain(`export NODE_EXTRA_CA_CERTS=${path.join(dataDir, "ca.pem")}`);
@@ -125,25 +152,28 @@ it("says which port is taken and how to fix it, instead of crashing", async () =
 // On Linux a normal user may not bind ports below 1024 (unless net.ipv4.ip_unprivileged_port_start allows it).
 const unprivileged = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
 const lowPortsAllowed = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8")) <= 443;
-(process.platform === "linux" && !lowPortsAllowed ? it : it.skip)("tells a user without privileges how to bind port 443", async () => {
-  const dataDir = tempDir();
-  fs.chmodSync(dataDir, 0o777); // the unprivileged user writes its certificates there
-  const [node, ...nodeArgs] = NODE_WITH_TSX;
-  const child = spawn(node, [...nodeArgs, path.join(ROOT, "test/hub/cli.ts"), "--data", dataDir], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { PATH: process.env.PATH, HOME: dataDir },
-    ...unprivileged,
-  });
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
-  const code = await new Promise((resolve) => child.on("exit", resolve));
-  expect(code).toBe(1);
-  expect(output.trim()).toBe(
-    "Error: Cannot listen on port 443: ports below 1024 need privileges on Linux. Run as root, or allow it once with " +
-      "`sudo sysctl net.ipv4.ip_unprivileged_port_start=443`.",
-  );
-});
+(process.platform === "linux" && !lowPortsAllowed ? it : it.skip)(
+  "tells a user without privileges how to bind port 443",
+  async () => {
+    const dataDir = tempDir();
+    fs.chmodSync(dataDir, 0o777); // the unprivileged user writes its certificates there
+    const [node, ...nodeArgs] = NODE_WITH_TSX;
+    const child = spawn(node, [...nodeArgs, path.join(ROOT, "test/hub/cli.ts"), "--data", dataDir], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { PATH: process.env.PATH, HOME: dataDir },
+      ...unprivileged,
+    });
+    let output = "";
+    child.stdout!.on("data", (chunk) => (output += chunk));
+    child.stderr!.on("data", (chunk) => (output += chunk));
+    const code = await new Promise((resolve) => child.on("exit", resolve));
+    expect(code).toBe(1);
+    expect(output.trim()).toBe(
+      "Error: Cannot listen on port 443: ports below 1024 need privileges on Linux. Run as root, or allow it once with " +
+        "`sudo sysctl net.ipv4.ip_unprivileged_port_start=443`.",
+    );
+  },
+);
 
 it("forgets everything on restart with --in-memory, but keeps its certificates", async () => {
   const dataDir = tempDir();

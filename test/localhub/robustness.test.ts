@@ -63,7 +63,11 @@ describe("REST", () => {
 
   it("answers an oversized body with 413 and stores nothing", async () => {
     const body = JSON.stringify({ properties: { desired: { big: "x".repeat(300 * 1024) } } });
-    const response = await rawRequest("PATCH", `/twins/sturdy/modules/m${API}`, { authorization: auth(), body, headers: { "If-Match": "*" } });
+    const response = await rawRequest("PATCH", `/twins/sturdy/modules/m${API}`, {
+      authorization: auth(),
+      body,
+      headers: { "If-Match": "*" },
+    });
     expect(response.status).toBe(413);
     expect((await registry.getModuleTwin("sturdy", "m")).responseBody.properties.desired).not.toHaveProperty("big");
   });
@@ -79,7 +83,9 @@ describe("REST", () => {
   it("survives a client that hangs up in the middle of a request", async () => {
     const socket = tls.connect({ host: "localhost", port: 443 });
     await new Promise((resolve) => socket.once("secureConnect", resolve));
-    socket.write(`PUT /devices/half${API} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${auth()}\r\nContent-Length: 100\r\n\r\n{"dev`);
+    socket.write(
+      `PUT /devices/half${API} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${auth()}\r\nContent-Length: 100\r\n\r\n{"dev`,
+    );
     socket.destroy();
     await new Promise((resolve) => setTimeout(resolve, 100));
     await expectHubHealthy();
@@ -135,7 +141,10 @@ describe("MQTT", () => {
       client.once("message", (topic, payload) => resolve({ topic, body: JSON.parse(payload.toString()) })),
     );
     client.publish("$iothub/twin/PATCH/properties/reported/?$rid=7", "{oops");
-    expect(await response).toEqual({ topic: "$iothub/twin/res/400/?$rid=7", body: { errorCode: 400004, message: expect.any(String) } });
+    expect(await response).toEqual({
+      topic: "$iothub/twin/res/400/?$rid=7",
+      body: { errorCode: 400004, message: expect.any(String) },
+    });
     const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
     client.publish("devices/sturdy/modules/m/messages/events/", "x", { qos: 2 });
     await closed;

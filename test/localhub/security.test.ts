@@ -5,7 +5,14 @@ import { ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { createSasToken } from "../hub/auth";
 import type { Hub } from "../hub/hub";
-import { eventually, identityToken, moduleConnectionString, policyToken, rawRequest, startTestHub } from "../support/hub";
+import {
+  eventually,
+  identityToken,
+  moduleConnectionString,
+  policyToken,
+  rawRequest,
+  startTestHub,
+} from "../support/hub";
 
 let hub: Hub;
 let registry: Registry;
@@ -25,9 +32,20 @@ const serviceString = (policy: string, key = hub.registry.policy(policy)!.primar
   `HostName=${hub.hostName};SharedAccessKeyName=${policy};SharedAccessKey=${key}`;
 
 /** Connects a bare MQTT 3.1.1 client; resolves with the CONNACK return code (0 = accepted). */
-function mqttConnect(clientId: string, password: string, username = `${hub.hostName}/${clientId}/?api-version=2021-04-12`) {
+function mqttConnect(
+  clientId: string,
+  password: string,
+  username = `${hub.hostName}/${clientId}/?api-version=2021-04-12`,
+) {
   return new Promise<{ code: number; client: mqtt.MqttClient }>((resolve) => {
-    const client = mqtt.connect(`mqtts://localhost:8883`, { clientId, username, password, protocolVersion: 4, reconnectPeriod: 0, clean: false });
+    const client = mqtt.connect(`mqtts://localhost:8883`, {
+      clientId,
+      username,
+      password,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      clean: false,
+    });
     client.on("connect", () => resolve({ code: 0, client }));
     client.on("error", (err: any) => resolve({ code: err.code ?? -1, client }));
   });
@@ -49,14 +67,19 @@ describe("REST authentication", () => {
   });
 
   it("refuses an expired token and a token for another hub", async () => {
-    expect((await rawRequest("GET", `/devices/alice${API}`, { authorization: policyToken(hub, "iothubowner", true) })).status).toBe(401);
+    expect(
+      (await rawRequest("GET", `/devices/alice${API}`, { authorization: policyToken(hub, "iothubowner", true) }))
+        .status,
+    ).toBe(401);
     const key = hub.registry.policy("iothubowner")!.primaryKey;
     const foreign = createSasToken("other.azure-devices.net", key, Math.floor(Date.now() / 1000) + 600, "iothubowner");
     expect((await rawRequest("GET", `/devices/alice${API}`, { authorization: foreign })).status).toBe(401);
   });
 
   it("accepts the secondary key too", async () => {
-    const secondary = Registry.fromConnectionString(serviceString("iothubowner", hub.registry.policy("iothubowner")!.secondaryKey));
+    const secondary = Registry.fromConnectionString(
+      serviceString("iothubowner", hub.registry.policy("iothubowner")!.secondaryKey),
+    );
     expect((await secondary.get("alice")).responseBody.deviceId).toBe("alice");
   });
 
@@ -72,7 +95,10 @@ describe("REST authentication", () => {
 
     const readWrite = Registry.fromConnectionString(serviceString("registryReadWrite"));
     await readWrite.create({ deviceId: "x3" });
-    expect((await readWrite.updateModuleTwin("alice", "m", { properties: { desired: { a: 1 } } }, "*").catch((e) => e)).response.statusCode).toBe(401);
+    expect(
+      (await readWrite.updateModuleTwin("alice", "m", { properties: { desired: { a: 1 } } }, "*").catch((e) => e))
+        .response.statusCode,
+    ).toBe(401);
 
     const device = Registry.fromConnectionString(serviceString("device"));
     expect((await device.get("alice").catch((e) => e)).response.statusCode).toBe(401);
@@ -81,10 +107,14 @@ describe("REST authentication", () => {
   it("lets a device or module token read its own twin only, and write nothing", async () => {
     const moduleToken = identityToken(hub, "alice", "m");
     expect((await rawRequest("GET", `/twins/alice/modules/m${API}`, { authorization: moduleToken })).status).toBe(200);
-    expect((await rawRequest("GET", `/twins/alice/modules/other${API}`, { authorization: moduleToken })).status).toBe(401);
+    expect((await rawRequest("GET", `/twins/alice/modules/other${API}`, { authorization: moduleToken })).status).toBe(
+      401,
+    );
     expect((await rawRequest("GET", `/twins/bob${API}`, { authorization: moduleToken })).status).toBe(401);
     const patch = JSON.stringify({ properties: { desired: { hacked: true } } });
-    expect((await rawRequest("PATCH", `/twins/alice/modules/m${API}`, { authorization: moduleToken, body: patch })).status).toBe(401);
+    expect(
+      (await rawRequest("PATCH", `/twins/alice/modules/m${API}`, { authorization: moduleToken, body: patch })).status,
+    ).toBe(401);
     const deviceToken = identityToken(hub, "bob");
     expect((await rawRequest("GET", `/twins/bob${API}`, { authorization: deviceToken })).status).toBe(200);
     expect((await rawRequest("GET", `/twins/alice${API}`, { authorization: deviceToken })).status).toBe(401);
@@ -109,7 +139,11 @@ describe("MQTT authentication", () => {
     const ghost = createSasToken("localhost/devices/ghost", ghostKey, Math.floor(Date.now() / 1000) + 600);
     expect((await mqttConnect("ghost", ghost)).code).toBe(5);
     expect((await mqttConnect("alice/m", identityToken(hub, "alice", "m"), "somewhere-else/alice/m/")).code).toBe(4);
-    const expired = createSasToken("localhost/devices/bob", hub.registry.findIdentity("bob")!.authentication.symmetricKey.primaryKey, 1);
+    const expired = createSasToken(
+      "localhost/devices/bob",
+      hub.registry.findIdentity("bob")!.authentication.symmetricKey.primaryKey,
+      1,
+    );
     expect((await mqttConnect("bob", expired)).code).toBe(5);
   });
 
@@ -140,7 +174,9 @@ describe("MQTT authentication", () => {
     const { client } = await mqttConnect("alice/m", identityToken(hub, "alice", "m"));
     expect((await client.subscribeAsync("$iothub/twin/res/#", { qos: 0 }))[0].qos).toBe(0);
     // mqtt.js turns a SUBACK return code 128 (refused) into an error
-    await expect(client.subscribeAsync("devices/bob/messages/devicebound/#", { qos: 0 })).rejects.toMatchObject({ packet: { granted: [128] } });
+    await expect(client.subscribeAsync("devices/bob/messages/devicebound/#", { qos: 0 })).rejects.toMatchObject({
+      packet: { granted: [128] },
+    });
     const closed = new Promise<void>((resolve) => client.on("close", () => resolve()));
     client.publish("devices/bob/messages/events/", "spoofed");
     await closed; // publishing to a topic it does not own ends the connection
@@ -151,7 +187,10 @@ describe("MQTT authentication", () => {
     const m = await mqttConnect("alice/m", identityToken(hub, "alice", "m"));
     const other = await mqttConnect("alice/other", identityToken(hub, "alice", "other"));
     const received: string[] = [];
-    for (const [name, c] of [["m", m.client], ["other", other.client]] as const) {
+    for (const [name, c] of [
+      ["m", m.client],
+      ["other", other.client],
+    ] as const) {
       await c.subscribeAsync("$iothub/twin/PATCH/properties/desired/#", { qos: 0 });
       c.on("message", () => received.push(name));
     }

@@ -41,35 +41,56 @@ function collectPatches(twin: Twin): any[] {
 describe("service side", () => {
   it("reads a new module twin with empty properties, version 0 and an etag", async () => {
     const twin = (await registry.getModuleTwin("twin-dev", "a")).responseBody as any;
-    expect(twin).toMatchObject({ deviceId: "twin-dev", moduleId: "a", properties: { desired: { $version: 0 }, reported: { $version: 0 } } });
+    expect(twin).toMatchObject({
+      deviceId: "twin-dev",
+      moduleId: "a",
+      properties: { desired: { $version: 0 }, reported: { $version: 0 } },
+    });
     expect(typeof twin.etag).toBe("string");
     expect(hub.registry.getTwin("twin-dev", "a")).not.toHaveProperty("tags"); // omitted while empty, as on the real hub
   });
 
   it("merges desired patches deeply, stamps $metadata and deletes keys set to null", async () => {
     const { etag } = (await registry.getModuleTwin("twin-dev", "a")).responseBody;
-    await registry.updateModuleTwin("twin-dev", "a", { properties: { desired: { telemetryInterval: 10, nested: { x: 1, y: 2 } } } }, etag);
-    const after = (await registry.updateModuleTwin("twin-dev", "a", { properties: { desired: { nested: { y: null, z: 3 } } } }, "*")).responseBody as any;
+    await registry.updateModuleTwin(
+      "twin-dev",
+      "a",
+      { properties: { desired: { telemetryInterval: 10, nested: { x: 1, y: 2 } } } },
+      etag,
+    );
+    const after = (
+      await registry.updateModuleTwin("twin-dev", "a", { properties: { desired: { nested: { y: null, z: 3 } } } }, "*")
+    ).responseBody as any;
     expect(after.properties.desired).toMatchObject({ telemetryInterval: 10, nested: { x: 1, z: 3 }, $version: 2 });
     expect(after.properties.desired.nested).not.toHaveProperty("y");
-    expect(after.properties.desired.$metadata.telemetryInterval).toEqual({ $lastUpdated: expect.any(String), $lastUpdatedVersion: 1 });
+    expect(after.properties.desired.$metadata.telemetryInterval).toEqual({
+      $lastUpdated: expect.any(String),
+      $lastUpdatedVersion: 1,
+    });
     expect(after.properties.desired.$metadata.nested.z.$lastUpdatedVersion).toBe(2);
     await registry.updateModuleTwin("twin-dev", "a", { properties: { desired: { nested: null } } }, "*");
-    expect((await registry.getModuleTwin("twin-dev", "a")).responseBody.properties.desired).not.toHaveProperty("nested");
+    expect((await registry.getModuleTwin("twin-dev", "a")).responseBody.properties.desired).not.toHaveProperty(
+      "nested",
+    );
   });
 
   it("refuses a stale etag with 412 InvalidEtagError and accepts '*'", async () => {
     const { etag } = (await registry.getModuleTwin("twin-dev", "a")).responseBody;
     await registry.updateModuleTwin("twin-dev", "a", { properties: { desired: { telemetryInterval: 11 } } }, etag);
-    const err = await registry.updateModuleTwin("twin-dev", "a", { properties: { desired: { telemetryInterval: 12 } } }, etag).catch((e) => e);
+    const err = await registry
+      .updateModuleTwin("twin-dev", "a", { properties: { desired: { telemetryInterval: 12 } } }, etag)
+      .catch((e) => e);
     expect(err.name).toBe("InvalidEtagError");
     expect(err.response.statusCode).toBe(412);
-    const forced = (await registry.updateModuleTwin("twin-dev", "a", { properties: { desired: { telemetryInterval: 13 } } }, "*")).responseBody;
+    const forced = (
+      await registry.updateModuleTwin("twin-dev", "a", { properties: { desired: { telemetryInterval: 13 } } }, "*")
+    ).responseBody;
     expect(forced.properties.desired.telemetryInterval).toBe(13);
   });
 
   it("keeps tags, and replaces tags and desired whole on PUT", async () => {
-    const withTags = (await registry.updateModuleTwin("twin-dev", "b", { tags: { site: "lab", floor: 2 } }, "*")).responseBody as any;
+    const withTags = (await registry.updateModuleTwin("twin-dev", "b", { tags: { site: "lab", floor: 2 } }, "*"))
+      .responseBody as any;
     expect(withTags.tags).toEqual({ site: "lab", floor: 2 });
     const { etag } = (await registry.getModuleTwin("twin-dev", "b")).responseBody;
     const response = await rawRequest("PUT", "/twins/twin-dev/modules/b?api-version=2021-04-12", {
@@ -93,7 +114,8 @@ describe("service side", () => {
   });
 
   it("refuses what the real hub refuses in a patch", async () => {
-    const patch = (desired: unknown) => registry.updateModuleTwin("twin-dev", "a", { properties: { desired } }, "*").catch((e) => e);
+    const patch = (desired: unknown) =>
+      registry.updateModuleTwin("twin-dev", "a", { properties: { desired } }, "*").catch((e) => e);
     expect((await patch({ "bad.key": 1 })).response.statusCode).toBe(400);
     expect((await patch({ $bad: 1 })).response.statusCode).toBe(400);
     expect((await patch({ big: "x".repeat(5000) })).response.statusCode).toBe(400);
@@ -103,7 +125,9 @@ describe("service side", () => {
     const tooLarge: Record<string, string> = {};
     for (let i = 0; i < 10; i++) tooLarge[`k${i}`] = "y".repeat(4000);
     expect((await patch(tooLarge)).response.statusCode).toBe(400);
-    const reported = await registry.updateModuleTwin("twin-dev", "a", { properties: { reported: { x: 1 } } }, "*").catch((e) => e);
+    const reported = await registry
+      .updateModuleTwin("twin-dev", "a", { properties: { reported: { x: 1 } } }, "*")
+      .catch((e) => e);
     expect(reported.response.statusCode).toBe(400);
   });
 
@@ -151,7 +175,9 @@ describe("device side over MQTT", () => {
     const { twin } = await openModule("a");
     const before = (await registry.getModuleTwin("twin-dev", "a")).responseBody.properties.reported.$version;
     await new Promise<void>((resolve, reject) =>
-      twin.properties.reported.update({ telemetryInterval: 122, firmware: { version: "1.0" } }, (err?: Error) => (err ? reject(err) : resolve())),
+      twin.properties.reported.update({ telemetryInterval: 122, firmware: { version: "1.0" } }, (err?: Error) =>
+        err ? reject(err) : resolve(),
+      ),
     );
     const reported = (await registry.getModuleTwin("twin-dev", "a")).responseBody.properties.reported as any;
     expect(reported).toMatchObject({ telemetryInterval: 122, firmware: { version: "1.0" }, $version: before + 1 });

@@ -16,7 +16,8 @@ export function tempDir(prefix = "localhub-"): string {
 
 /** Puts the certificates this jest process trusts into a hub's state directory. */
 export function copyTestCertificates(dataDir: string): void {
-  if (!process.env.NODE_EXTRA_CA_CERTS) throw new Error("NODE_EXTRA_CA_CERTS is not set: run the tests with `npm test`");
+  if (!process.env.NODE_EXTRA_CA_CERTS)
+    throw new Error("NODE_EXTRA_CA_CERTS is not set: run the tests with `npm test`");
   fs.mkdirSync(dataDir, { recursive: true });
   for (const file of TLS_FILES) fs.copyFileSync(path.join(TEST_TLS_DIR, file), path.join(dataDir, file));
 }
@@ -58,7 +59,12 @@ const running = new Set<ChildProcess>();
  * extra process, so that killing it kills the script).
  * It runs in an empty directory so that a developer's .env cannot leak into the test.
  */
-export function startScript(script: string, env: NodeJS.ProcessEnv, args: string[] = [], cwd = tempDir("script-")): ScriptRun {
+export function startScript(
+  script: string,
+  env: NodeJS.ProcessEnv,
+  args: string[] = [],
+  cwd = tempDir("script-"),
+): ScriptRun {
   const [node, ...nodeArgs] = NODE_WITH_TSX;
   const child = spawn(node, [...nodeArgs, path.join(ROOT, script), ...args], {
     cwd,
@@ -72,7 +78,11 @@ export function startScript(script: string, env: NodeJS.ProcessEnv, args: string
     stderr: "",
     exited: new Promise((resolve) => child.on("exit", (code) => (running.delete(child), resolve(code)))),
     waitForOutput: (pattern, timeoutMs = 15_000) =>
-      eventually(() => pattern.test(run.stdout), `${script} to print ${pattern} (got: ${run.stdout}${run.stderr})`, timeoutMs),
+      eventually(
+        () => pattern.test(run.stdout),
+        `${script} to print ${pattern} (got: ${run.stdout}${run.stderr})`,
+        timeoutMs,
+      ),
   };
   child.stdout!.on("data", (chunk: Buffer) => (run.stdout += chunk.toString()));
   child.stderr!.on("data", (chunk: Buffer) => (run.stderr += chunk.toString()));
@@ -144,5 +154,9 @@ export function policyToken(hub: Hub, policyName: string, expired = false): stri
 export function identityToken(hub: Hub, deviceId: string, moduleId?: string): string {
   const identity = hub.registry.findIdentity(deviceId, moduleId)!;
   const resource = `${hub.hostName}/devices/${deviceId}${moduleId ? `/modules/${moduleId}` : ""}`;
-  return createSasToken(resource, identity.authentication.symmetricKey.primaryKey, Math.floor(Date.now() / 1000) + 3600);
+  return createSasToken(
+    resource,
+    identity.authentication.symmetricKey.primaryKey,
+    Math.floor(Date.now() / 1000) + 3600,
+  );
 }

@@ -34,7 +34,12 @@ function configErrorOf(read: () => unknown): ConfigError {
 describe("readServiceConfig", () => {
   it("accepts a service connection string and defaults the tutorial's ids", () => {
     const config = readServiceConfig({ IOTHUB_CONNECTION_STRING: SERVICE });
-    expect(config).toEqual({ connectionString: SERVICE, hostName: "hub.example.net", deviceId: "myFirstDevice", moduleId: "myFirstModule" });
+    expect(config).toEqual({
+      connectionString: SERVICE,
+      hostName: "hub.example.net",
+      deviceId: "myFirstDevice",
+      moduleId: "myFirstModule",
+    });
   });
 
   it("takes DEVICE_ID and MODULE_ID from the environment and strips surrounding quotes", () => {
@@ -58,14 +63,26 @@ describe("readServiceConfig", () => {
   });
 
   it("refuses a device or module string where the service string belongs", () => {
-    expect(configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: DEVICE })).message).toMatch(/is a device connection string/);
-    expect(configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: MODULE })).message).toMatch(/is a module connection string/);
+    expect(configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: DEVICE })).message).toMatch(
+      /is a device connection string/,
+    );
+    expect(configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: MODULE })).message).toMatch(
+      /is a module connection string/,
+    );
   });
 
   it("refuses strings without HostName, policy name or a base64 key", () => {
-    expect(configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: `SharedAccessKeyName=a;SharedAccessKey=${KEY}` })).message).toMatch(/no HostName/);
-    expect(configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: `HostName=h;SharedAccessKey=${KEY}` })).message).toMatch(/no SharedAccessKeyName/);
-    expect(configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: "HostName=h;SharedAccessKeyName=a" })).message).toMatch(/no SharedAccessKey=/);
+    expect(
+      configErrorOf(() =>
+        readServiceConfig({ IOTHUB_CONNECTION_STRING: `SharedAccessKeyName=a;SharedAccessKey=${KEY}` }),
+      ).message,
+    ).toMatch(/no HostName/);
+    expect(
+      configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: `HostName=h;SharedAccessKey=${KEY}` })).message,
+    ).toMatch(/no SharedAccessKeyName/);
+    expect(
+      configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: "HostName=h;SharedAccessKeyName=a" })).message,
+    ).toMatch(/no SharedAccessKey=/);
     const cutKey = `HostName=h;SharedAccessKeyName=a;SharedAccessKey=${KEY.slice(0, 30)}!`;
     const err = configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: cutKey }));
     expect(err.message).toMatch(/not base64/);
@@ -73,39 +90,62 @@ describe("readServiceConfig", () => {
   });
 
   it("refuses ids the hub would refuse", () => {
-    expect(configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: SERVICE, DEVICE_ID: "has space" })).message).toMatch(/DEVICE_ID/);
-    expect(configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: SERVICE, MODULE_ID: "x".repeat(129) })).message).toMatch(/MODULE_ID/);
+    expect(
+      configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: SERVICE, DEVICE_ID: "has space" })).message,
+    ).toMatch(/DEVICE_ID/);
+    expect(
+      configErrorOf(() => readServiceConfig({ IOTHUB_CONNECTION_STRING: SERVICE, MODULE_ID: "x".repeat(129) })).message,
+    ).toMatch(/MODULE_ID/);
   });
 });
 
 describe("readModuleConfig", () => {
   it("accepts a module connection string", () => {
-    expect(readModuleConfig({ MODULE_CONNECTION_STRING: MODULE })).toMatchObject({ deviceId: "dev1", moduleId: "mod1", hostName: "hub.example.net" });
+    expect(readModuleConfig({ MODULE_CONNECTION_STRING: MODULE })).toMatchObject({
+      deviceId: "dev1",
+      moduleId: "mod1",
+      hostName: "hub.example.net",
+    });
   });
 
   it("refuses a device string, which the SDK would silently use as the device", () => {
-    expect(configErrorOf(() => readModuleConfig({ MODULE_CONNECTION_STRING: DEVICE })).message).toMatch(/device connection string \(no ModuleId/);
+    expect(configErrorOf(() => readModuleConfig({ MODULE_CONNECTION_STRING: DEVICE })).message).toMatch(
+      /device connection string \(no ModuleId/,
+    );
   });
 
   it("refuses the service string", () => {
-    expect(configErrorOf(() => readModuleConfig({ MODULE_CONNECTION_STRING: SERVICE })).message).toMatch(/service connection string/);
+    expect(configErrorOf(() => readModuleConfig({ MODULE_CONNECTION_STRING: SERVICE })).message).toMatch(
+      /service connection string/,
+    );
   });
 
   it("names the missing variable and where the string comes from", () => {
-    expect(configErrorOf(() => readModuleConfig({})).message).toMatch(/MODULE_CONNECTION_STRING is not set.*CreateModule\.ts/);
+    expect(configErrorOf(() => readModuleConfig({})).message).toMatch(
+      /MODULE_CONNECTION_STRING is not set.*CreateModule\.ts/,
+    );
   });
 });
 
 describe("connection strings", () => {
   it("builds a module string that parses back to its parts, with base64 padding intact", () => {
     const text = buildModuleConnectionString("h.net", "dev", "mod", "abc=");
-    expect(parseConnectionString(text)).toEqual({ HostName: "h.net", DeviceId: "dev", ModuleId: "mod", SharedAccessKey: "abc=" });
-    expect(readModuleConfig({ MODULE_CONNECTION_STRING: buildModuleConnectionString("h", "d", "m", KEY) }).moduleId).toBe("m");
+    expect(parseConnectionString(text)).toEqual({
+      HostName: "h.net",
+      DeviceId: "dev",
+      ModuleId: "mod",
+      SharedAccessKey: "abc=",
+    });
+    expect(
+      readModuleConfig({ MODULE_CONNECTION_STRING: buildModuleConnectionString("h", "d", "m", KEY) }).moduleId,
+    ).toBe("m");
   });
 
   it("masks and redacts secrets", () => {
     expect(maskSecret(KEY)).not.toContain(KEY.slice(4));
-    expect(redactSecrets(`x ${SERVICE} sig=abc%2F&se=1`)).toBe("x HostName=hub.example.net;SharedAccessKeyName=iothubowner;SharedAccessKey=**** sig=****&se=1");
+    expect(redactSecrets(`x ${SERVICE} sig=abc%2F&se=1`)).toBe(
+      "x HostName=hub.example.net;SharedAccessKeyName=iothubowner;SharedAccessKey=**** sig=****&se=1",
+    );
   });
 });
 
@@ -114,17 +154,26 @@ describe("describeError", () => {
   const withCode = (code: string) => Object.assign(new Error(`connect ${code}`), { code });
 
   it("explains unreachable hosts and refused connections", () => {
-    expect(describeError(withCode("ENOTFOUND"), "IOTHUB_CONNECTION_STRING", env)).toMatch(/Cannot find host hub\.example\.net/);
-    expect(describeError(withCode("ECONNREFUSED"), "IOTHUB_CONNECTION_STRING", env)).toMatch(/refused: is the hub running\?.*npm run hub/);
+    expect(describeError(withCode("ENOTFOUND"), "IOTHUB_CONNECTION_STRING", env)).toMatch(
+      /Cannot find host hub\.example\.net/,
+    );
+    expect(describeError(withCode("ECONNREFUSED"), "IOTHUB_CONNECTION_STRING", env)).toMatch(
+      /refused: is the hub running\?.*npm run hub/,
+    );
   });
 
   it("points an untrusted certificate at NODE_EXTRA_CA_CERTS, also when the SDK wraps the error", () => {
-    const wrapped = Object.assign(new Error("NotConnectedError"), { transportError: withCode("SELF_SIGNED_CERT_IN_CHAIN") });
+    const wrapped = Object.assign(new Error("NotConnectedError"), {
+      transportError: withCode("SELF_SIGNED_CERT_IN_CHAIN"),
+    });
     expect(describeError(wrapped, "MODULE_CONNECTION_STRING", env)).toMatch(/NODE_EXTRA_CA_CERTS/);
   });
 
   it("says which variable's key was refused on 401, without the key", () => {
-    const err = Object.assign(new Error(`bad ${SERVICE}`), { name: "UnauthorizedError", response: { statusCode: 401 } });
+    const err = Object.assign(new Error(`bad ${SERVICE}`), {
+      name: "UnauthorizedError",
+      response: { statusCode: 401 },
+    });
     const line = describeError(err, "IOTHUB_CONNECTION_STRING", env);
     expect(line).toMatch(/refused the credentials in IOTHUB_CONNECTION_STRING.*Registry Write and Service Connect/);
     expect(line).not.toContain(KEY);
@@ -138,9 +187,11 @@ describe("describeError", () => {
 describe("saveToEnvFile", () => {
   it("replaces the variable's line and keeps every other line", () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "env-")), ".env");
-    fs.writeFileSync(file, "# comment\nIOTHUB_CONNECTION_STRING=\"a\"\nMODULE_CONNECTION_STRING=old\nDEVICE_ID=x\n");
+    fs.writeFileSync(file, '# comment\nIOTHUB_CONNECTION_STRING="a"\nMODULE_CONNECTION_STRING=old\nDEVICE_ID=x\n');
     saveToEnvFile(file, "MODULE_CONNECTION_STRING", "new;Key=v=");
-    expect(fs.readFileSync(file, "utf8")).toBe('# comment\nIOTHUB_CONNECTION_STRING="a"\nMODULE_CONNECTION_STRING="new;Key=v="\nDEVICE_ID=x\n');
+    expect(fs.readFileSync(file, "utf8")).toBe(
+      '# comment\nIOTHUB_CONNECTION_STRING="a"\nMODULE_CONNECTION_STRING="new;Key=v="\nDEVICE_ID=x\n',
+    );
   });
 
   it("appends the line when the variable is missing, creating the file if needed", () => {

@@ -1,5 +1,11 @@
 import { isAlreadyExists } from "../../CreateModule";
-import { DEFAULT_TELEMETRY_INTERVAL, MAX_ATTEMPTS, parseTelemetryInterval, shouldRetry, withoutMetadata } from "../../UpdateModuleTwinDesiredProperties";
+import {
+  DEFAULT_TELEMETRY_INTERVAL,
+  MAX_ATTEMPTS,
+  parseTelemetryInterval,
+  shouldRetry,
+  withoutMetadata,
+} from "../../UpdateModuleTwinDesiredProperties";
 import { applyPatch, diffDesired, valuesOf } from "../../ReceiveModuleTwinDesiredPropertiesPatch";
 import { ConfigError } from "../../config";
 
@@ -16,7 +22,8 @@ describe("UpdateModuleTwinDesiredProperties", () => {
     expect(parseTelemetryInterval([])).toBe(DEFAULT_TELEMETRY_INTERVAL);
     expect(DEFAULT_TELEMETRY_INTERVAL).toBe(122);
     expect(parseTelemetryInterval(["30"])).toBe(30);
-    for (const bad of [["abc"], ["1.5"], ["-3"], ["1", "2"]]) expect(() => parseTelemetryInterval(bad)).toThrow(ConfigError);
+    for (const bad of [["abc"], ["1.5"], ["-3"], ["1", "2"]])
+      expect(() => parseTelemetryInterval(bad)).toThrow(ConfigError);
   });
 
   it("retries an etag conflict a bounded number of times and nothing else", () => {
@@ -28,7 +35,10 @@ describe("UpdateModuleTwinDesiredProperties", () => {
   });
 
   it("prints properties without the $metadata timestamps but with $version", () => {
-    const props = { desired: { a: 1, $metadata: { $lastUpdated: "t" }, $version: 2 }, reported: { $metadata: {}, $version: 1 } };
+    const props = {
+      desired: { a: 1, $metadata: { $lastUpdated: "t" }, $version: 2 },
+      reported: { $metadata: {}, $version: 1 },
+    };
     expect(withoutMetadata(props)).toEqual({ desired: { a: 1, $version: 2 }, reported: { $version: 1 } });
   });
 });

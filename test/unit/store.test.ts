@@ -31,7 +31,10 @@ describe("JournalStore", () => {
     reopened.put("later", { n: 2 });
     await reopened.sync();
     await reopened.close();
-    expect(Object.fromEntries((await JournalStore.open<{ n: number }>(dir)).entries)).toEqual({ kept: { n: 1 }, later: { n: 2 } });
+    expect(Object.fromEntries((await JournalStore.open<{ n: number }>(dir)).entries)).toEqual({
+      kept: { n: 1 },
+      later: { n: 2 },
+    });
   });
 
   it("shares one disk flush among writes made together", async () => {

@@ -11,7 +11,11 @@ describe("twin patches", () => {
     const second = patchProperties(first, "desired", { a: null, o: { y: 3 } }, T1);
     expect(second.values).toEqual({ o: { x: 1, y: 3 } });
     expect(second.version).toBe(2);
-    expect(second.metadata).toMatchObject({ $lastUpdated: T1, $lastUpdatedVersion: 2, o: { x: { $lastUpdatedVersion: 1 }, y: { $lastUpdated: T1 } } });
+    expect(second.metadata).toMatchObject({
+      $lastUpdated: T1,
+      $lastUpdatedVersion: 2,
+      o: { x: { $lastUpdatedVersion: 1 }, y: { $lastUpdated: T1 } },
+    });
     expect(second.metadata).not.toHaveProperty("a");
     expect(first.values).toEqual({ a: 1, o: { x: 1, y: 2 } }); // the previous state is left untouched
   });
