@@ -45,8 +45,8 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;
   }
-  const module = (await registry.getModule(deviceId, moduleId)).responseBody;
-  const moduleKey = module.authentication?.symmetricKey?.primaryKey ?? "";
+  const moduleIdentity = (await registry.getModule(deviceId, moduleId)).responseBody;
+  const moduleKey = moduleIdentity.authentication?.symmetricKey?.primaryKey ?? "";
   console.log(`device/module <${deviceId}/${moduleId}> has primary key = ${moduleKey}`);
 
   const moduleConnectionString = buildModuleConnectionString(config.hostName, deviceId, moduleId, moduleKey);
