@@ -87,14 +87,20 @@ function checkKey(name: string, key: string | undefined, help: string): void {
   }
 }
 
+/** Reads a connection string variable and splits it; every kind needs a HostName. */
+function readConnectionString(env: NodeJS.ProcessEnv, name: string, help: string) {
+  const connectionString = readVariable(env, name, help);
+  const fields = parseConnectionString(connectionString);
+  if (!fields.HostName) {
+    throw new ConfigError(`${name} has no HostName=...: paste the whole connection string (${help}).`);
+  }
+  return { connectionString, fields, hostName: fields.HostName };
+}
+
 /** The service side (CreateModule, UpdateModuleTwinDesiredProperties): hub connection string with a policy name. */
 export function readServiceConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
   const name = "IOTHUB_CONNECTION_STRING";
-  const connectionString = readVariable(env, name, SERVICE_STRING_HELP);
-  const fields = parseConnectionString(connectionString);
-  if (!fields.HostName) {
-    throw new ConfigError(`${name} has no HostName=...: paste the whole connection string (${SERVICE_STRING_HELP}).`);
-  }
+  const { connectionString, fields, hostName } = readConnectionString(env, name, SERVICE_STRING_HELP);
   if (fields.DeviceId) {
     throw new ConfigError(
       `${name} is a ${fields.ModuleId ? "module" : "device"} connection string, but this script needs the hub's ` +
@@ -109,7 +115,7 @@ export function readServiceConfig(env: NodeJS.ProcessEnv = process.env): HubConf
   checkKey(name, fields.SharedAccessKey, SERVICE_STRING_HELP);
   return {
     connectionString,
-    hostName: fields.HostName,
+    hostName,
     deviceId: readId(env, "DEVICE_ID", "myFirstDevice"),
     moduleId: readId(env, "MODULE_ID", "myFirstModule"),
   };
@@ -118,11 +124,7 @@ export function readServiceConfig(env: NodeJS.ProcessEnv = process.env): HubConf
 /** The module side (ReceiveModuleTwinDesiredPropertiesPatch): a module identity's connection string. */
 export function readModuleConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
   const name = "MODULE_CONNECTION_STRING";
-  const connectionString = readVariable(env, name, MODULE_STRING_HELP);
-  const fields = parseConnectionString(connectionString);
-  if (!fields.HostName) {
-    throw new ConfigError(`${name} has no HostName=...: paste the whole connection string (${MODULE_STRING_HELP}).`);
-  }
+  const { connectionString, fields, hostName } = readConnectionString(env, name, MODULE_STRING_HELP);
   if (fields.SharedAccessKeyName) {
     throw new ConfigError(
       `${name} is the hub's service connection string, but the receiver connects as a module: ` +
@@ -141,7 +143,7 @@ export function readModuleConfig(env: NodeJS.ProcessEnv = process.env): HubConfi
     );
   }
   checkKey(name, fields.SharedAccessKey, MODULE_STRING_HELP);
-  return { connectionString, hostName: fields.HostName, deviceId: fields.DeviceId, moduleId: fields.ModuleId };
+  return { connectionString, hostName, deviceId: fields.DeviceId, moduleId: fields.ModuleId };
 }
 
 /** Sets `NAME=value` in an env file: replaces the line that sets NAME, or appends one; other lines stay as they were. */

@@ -319,10 +319,7 @@ export class Registry extends EventEmitter {
 
   /** PATCH /twins/...: deep-merges tags and desired properties (null deletes) and notifies the identity. */
   patchTwin(deviceId: string, moduleId: string | undefined, body: Json, ifMatch: string | undefined): JsonObject {
-    const identity = this.requireIdentity(deviceId, moduleId);
-    const { tags, desired } = this.twinParts(body);
-    if (!etagMatches(ifMatch, identity.twin.etag))
-      throw preconditionFailed(`the twin of ${identityKey(deviceId, moduleId)}`);
+    const { identity, tags, desired } = this.twinWrite(deviceId, moduleId, body, ifMatch);
     const now = new Date().toISOString();
     // Compute everything first: a request that fails validation changes nothing.
     const nextTags = tags === undefined ? identity.twin.tags : patchTags(identity.twin.tags, tags);
@@ -336,10 +333,7 @@ export class Registry extends EventEmitter {
 
   /** PUT /twins/...: replaces tags and desired properties whole. */
   replaceTwin(deviceId: string, moduleId: string | undefined, body: Json, ifMatch: string | undefined): JsonObject {
-    const identity = this.requireIdentity(deviceId, moduleId);
-    const { tags, desired } = this.twinParts(body);
-    if (!etagMatches(ifMatch, identity.twin.etag))
-      throw preconditionFailed(`the twin of ${identityKey(deviceId, moduleId)}`);
+    const { identity, tags, desired } = this.twinWrite(deviceId, moduleId, body, ifMatch);
     const now = new Date().toISOString();
     const nextTags = patchTags({}, tags ?? {});
     const nextDesired = replaceProperties(identity.twin.desired, "desired", desired ?? {}, now);
@@ -469,13 +463,19 @@ export class Registry extends EventEmitter {
     this.save(identity);
   }
 
-  private twinParts(body: Json): { tags?: Json; desired?: Json } {
+  /** What every twin write starts with: the identity, the parts of the body, and the If-Match check. */
+  private twinWrite(deviceId: string, moduleId: string | undefined, body: Json, ifMatch: string | undefined) {
+    const identity = this.requireIdentity(deviceId, moduleId);
     if (!isObject(body)) throw badRequest("the body must be a twin JSON object");
     const properties = body.properties === undefined || body.properties === null ? {} : body.properties;
     if (!isObject(properties)) throw badRequest("properties must be a JSON object");
-    if (properties.reported !== undefined)
+    if (properties.reported !== undefined) {
       throw badRequest("reported properties can only be written by the device or module itself");
-    return { tags: body.tags ?? undefined, desired: properties.desired ?? undefined };
+    }
+    if (!etagMatches(ifMatch, identity.twin.etag)) {
+      throw preconditionFailed(`the twin of ${identityKey(deviceId, moduleId)}`);
+    }
+    return { identity, tags: body.tags ?? undefined, desired: properties.desired ?? undefined };
   }
 
   private emitDesired(identity: Identity, patch: JsonObject): void {
