@@ -6,8 +6,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
-import { ensureCertificates } from "./hub/certs";
-import { TEST_TLS_DIR } from "./support/paths";
+import { ensureCertificates } from "./localhub/certs";
+import { TEST_TLS_DIR } from "./helpers/paths";
 
 async function main(): Promise<void> {
   const { caPath } = await ensureCertificates(TEST_TLS_DIR);

@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { JournalStore } from "../hub/store";
-import { tempDir } from "../support/hub";
+import { JournalStore } from "../localhub/store/journal";
+import { tempDir } from "../helpers/hub";
 
 describe("JournalStore", () => {
   it("gives back after reopening what was synced, including deletions", async () => {

@@ -1,5 +1,11 @@
-import { HubError } from "../hub/errors";
-import { newTwin, patchProperties, patchTags, replaceProperties, replacementPatch } from "../hub/twin";
+import { HubError } from "../localhub/core/errors";
+import {
+  newTwin,
+  patchProperties,
+  patchTags,
+  replaceProperties,
+  replacementPatch,
+} from "../localhub/core/twin-document";
 
 const T0 = "2026-01-01T00:00:00.000Z";
 const T1 = "2026-01-02T00:00:00.000Z";

@@ -14,11 +14,11 @@ import { parseArgs } from "node:util";
 import { Registry } from "azure-iothub";
 import { ModuleClient, Twin } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
-import { createSasToken } from "../test/hub/auth";
-import { ensureCertificates } from "../test/hub/certs";
+import { createSasToken } from "../localhub/core/sas";
+import { ensureCertificates } from "../localhub/certs";
 import type { FleetMember } from "./fleet";
 
-const ROOT = path.resolve(__dirname, "..");
+const ROOT = path.resolve(__dirname, "../..");
 const TSX_LOADER = require.resolve("tsx");
 
 const { values: flags } = parseArgs({
@@ -75,7 +75,7 @@ function peakRssMb(pid: number): number {
 async function startHubProcess(dataDir: string): Promise<{ child: ChildProcess; connectionString: string }> {
   const child = spawn(
     process.execPath,
-    ["--import", TSX_LOADER, path.join(ROOT, "test/hub/cli.ts"), "--data", dataDir, "--quiet"],
+    ["--import", TSX_LOADER, path.join(ROOT, "test/localhub/cli.ts"), "--data", dataDir, "--quiet"],
     {
       stdio: ["ignore", "pipe", "inherit"],
     },
@@ -130,7 +130,7 @@ async function patchLatency(
 
 function measureStartup(connectionString: string, caPath: string) {
   // Inside the project, so that the empty scripts are CommonJS like ours and the compiled ones find node_modules.
-  const work = path.join(ROOT, "bench", ".tmp");
+  const work = path.join(ROOT, "test", "bench", ".tmp");
   const build = path.join(work, "build");
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
@@ -219,7 +219,7 @@ function measureStartup(connectionString: string, caPath: string) {
 // ---------------------------------------------------------------- 3. hub scale
 
 /** Connects, subscribes to desired patches, and resolves once subscribed; calls `onPatch` for each patch. */
-/** Starts `count` fleet processes (bench/fleet.ts) and returns a way to talk to all of them at once. */
+/** Starts `count` fleet processes (test/bench/fleet.ts) and returns a way to talk to all of them at once. */
 function startFleets(count: number) {
   const fleets = Array.from({ length: count }, () =>
     fork(path.join(__dirname, "fleet.ts"), [], {
@@ -276,7 +276,7 @@ async function measureScale(registry: Registry, hubPid: number) {
   );
   const createSeconds = (performance.now() - createStarted) / 1000;
 
-  // The clients run in two processes (bench/fleet.ts): one thread could not do 1,000 TLS handshakes as fast as the hub.
+  // The clients run in two processes (test/bench/fleet.ts): one thread could not do 1,000 TLS handshakes as fast as the hub.
   const expiry = Math.floor(Date.now() / 1000) + 3600;
   const members: FleetMember[] = ids.map(({ deviceId, moduleId, i }) => ({
     clientId: `${deviceId}/${moduleId}`,

@@ -3,8 +3,8 @@ import * as tls from "node:tls";
 import * as mqtt from "mqtt";
 import * as mqttPacket from "mqtt-packet";
 import { Registry } from "azure-iothub";
-import type { Hub } from "../hub/hub";
-import { identityToken, policyToken, rawRequest, startTestHub } from "../support/hub";
+import type { Hub } from "../localhub/hub";
+import { identityToken, policyToken, rawRequest, startTestHub } from "../helpers/hub";
 
 let hub: Hub;
 let registry: Registry;

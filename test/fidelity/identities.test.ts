@@ -1,7 +1,7 @@
 /** Identity registry over REST, driven by the real azure-iothub Registry. */
 import { Registry } from "azure-iothub";
-import type { Hub } from "../hub/hub";
-import { startTestHub } from "../support/hub";
+import type { Hub } from "../localhub/hub";
+import { startTestHub } from "../helpers/hub";
 
 let hub: Hub;
 let registry: Registry;

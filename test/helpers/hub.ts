@@ -4,8 +4,8 @@ import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
-import { createSasToken } from "../hub/auth";
-import { Hub, startHub } from "../hub/hub";
+import { createSasToken } from "../localhub/core/sas";
+import { Hub, startHub } from "../localhub/hub";
 import { NODE_WITH_TSX, ROOT, TEST_TLS_DIR } from "./paths";
 
 const TLS_FILES = ["ca.pem", "ca-key.pem", "server.pem", "server-key.pem"];

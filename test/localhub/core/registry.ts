@@ -6,7 +6,7 @@
 import { EventEmitter } from "node:events";
 import { randomBytes, randomUUID } from "node:crypto";
 import { HubError, badRequest, deviceNotFound, moduleNotFound, preconditionFailed } from "./errors";
-import type { Store } from "./store";
+import type { Store } from "../store/journal";
 import {
   Json,
   JsonObject,
@@ -19,7 +19,7 @@ import {
   replaceProperties,
   replacementPatch,
   serviceView,
-} from "./twin";
+} from "./twin-document";
 
 export type Permission = "RegistryRead" | "RegistryWrite" | "ServiceConnect" | "DeviceConnect";
 

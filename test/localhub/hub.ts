@@ -10,10 +10,10 @@ import * as path from "node:path";
 import * as tls from "node:tls";
 import { WebSocketServer, createWebSocketStream } from "ws";
 import { ensureCertificates } from "./certs";
-import { MqttEdge } from "./mqtt";
-import { Registry, StoredRecord } from "./registry";
-import { createRestHandler } from "./rest";
-import { JournalStore, MemoryStore, Store } from "./store";
+import { MqttEdge } from "./edges/mqtt/mqtt";
+import { Registry, StoredRecord } from "./core/registry";
+import { createRestHandler } from "./edges/rest/rest";
+import { JournalStore, MemoryStore, Store } from "./store/journal";
 
 export interface HubOptions {
   /** State, certificates and the env file; default `.localhub`. */

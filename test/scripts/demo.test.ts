@@ -1,8 +1,8 @@
 /** `npm run demo`, the README's first command: the whole tutorial offline, or one clear line when it cannot run. */
 import * as path from "node:path";
 import { spawn } from "node:child_process";
-import { NODE_WITH_TSX, ROOT } from "../support/paths";
-import { startTestHub } from "../support/hub";
+import { NODE_WITH_TSX, ROOT } from "../helpers/paths";
+import { startTestHub } from "../helpers/hub";
 
 function runDemo(): Promise<{ code: number | null; output: string }> {
   const [node, ...nodeArgs] = NODE_WITH_TSX;

@@ -2,8 +2,8 @@
 import { Registry } from "azure-iothub";
 import { Client, Message, ModuleClient, Twin } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
-import type { Hub } from "../hub/hub";
-import { eventually, moduleConnectionString, policyToken, rawRequest, startTestHub } from "../support/hub";
+import type { Hub } from "../localhub/hub";
+import { eventually, moduleConnectionString, policyToken, rawRequest, startTestHub } from "../helpers/hub";
 
 let hub: Hub;
 let registry: Registry;

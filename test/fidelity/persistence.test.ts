@@ -5,9 +5,9 @@ import { ChildProcess, spawn } from "node:child_process";
 import { Registry } from "azure-iothub";
 import { ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import { startHub } from "../hub/hub";
-import { NODE_WITH_TSX, ROOT } from "../support/paths";
-import { copyTestCertificates, eventually, moduleConnectionString, startTestHub, tempDir } from "../support/hub";
+import { startHub } from "../localhub/hub";
+import { NODE_WITH_TSX, ROOT } from "../helpers/paths";
+import { copyTestCertificates, eventually, moduleConnectionString, startTestHub, tempDir } from "../helpers/hub";
 
 /** Runs `npm run hub`'s program as its own process, on a state directory that holds the test certificates. */
 function spawnHubCli(
@@ -16,7 +16,7 @@ function spawnHubCli(
 ): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   copyTestCertificates(dataDir);
   const [node, ...nodeArgs] = NODE_WITH_TSX;
-  const child = spawn(node, [...nodeArgs, path.join(ROOT, "test/hub/cli.ts"), "--data", dataDir, ...flags], {
+  const child = spawn(node, [...nodeArgs, path.join(ROOT, "test/localhub/cli.ts"), "--data", dataDir, ...flags], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -158,7 +158,7 @@ const lowPortsAllowed = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_unprivileg
     const dataDir = tempDir();
     fs.chmodSync(dataDir, 0o777); // the unprivileged user writes its certificates there
     const [node, ...nodeArgs] = NODE_WITH_TSX;
-    const child = spawn(node, [...nodeArgs, path.join(ROOT, "test/hub/cli.ts"), "--data", dataDir], {
+    const child = spawn(node, [...nodeArgs, path.join(ROOT, "test/localhub/cli.ts"), "--data", dataDir], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { PATH: process.env.PATH, HOME: dataDir },
       ...unprivileged,

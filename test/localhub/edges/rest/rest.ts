@@ -4,10 +4,10 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
-import { authenticate, authorize } from "./auth";
-import { HubError, badRequest } from "./errors";
-import type { Permission, Registry } from "./registry";
-import type { Json } from "./twin";
+import { authenticate, authorize } from "../../core/sas";
+import { HubError, badRequest } from "../../core/errors";
+import type { Permission, Registry } from "../../core/registry";
+import type { Json } from "../../core/twin-document";
 
 const MAX_BODY_BYTES = 256 * 1024;
 const JSON_TYPE = "application/json; charset=utf-8";

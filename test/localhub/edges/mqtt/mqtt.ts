@@ -5,10 +5,10 @@
  */
 import type { Duplex } from "node:stream";
 import * as mqtt from "mqtt-packet";
-import { authenticate } from "./auth";
-import { HubError, badRequest } from "./errors";
-import { DesiredChange, Registry, identityKey } from "./registry";
-import type { Json } from "./twin";
+import { authenticate } from "../../core/sas";
+import { HubError, badRequest } from "../../core/errors";
+import { DesiredChange, Registry, identityKey } from "../../core/registry";
+import type { Json } from "../../core/twin-document";
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const MAX_PAYLOAD_BYTES = 256 * 1024;

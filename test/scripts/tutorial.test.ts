@@ -1,5 +1,5 @@
 /** The tutorial end to end: the three real scripts as separate processes, against the local hub. */
-import type { Hub } from "../hub/hub";
+import type { Hub } from "../localhub/hub";
 import {
   ScriptRun,
   eventually,
@@ -9,7 +9,7 @@ import {
   startScript,
   startTestHub,
   tempDir,
-} from "../support/hub";
+} from "../helpers/hub";
 
 const DEVICE = "myFirstDevice";
 const MODULE = "myFirstModule";

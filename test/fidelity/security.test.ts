@@ -3,8 +3,8 @@ import * as mqtt from "mqtt";
 import { Registry } from "azure-iothub";
 import { ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import { createSasToken } from "../hub/auth";
-import type { Hub } from "../hub/hub";
+import { createSasToken } from "../localhub/core/sas";
+import type { Hub } from "../localhub/hub";
 import {
   eventually,
   identityToken,
@@ -12,7 +12,7 @@ import {
   policyToken,
   rawRequest,
   startTestHub,
-} from "../support/hub";
+} from "../helpers/hub";
 
 let hub: Hub;
 let registry: Registry;
