@@ -36,6 +36,8 @@ export interface Hub {
   registry: Registry;
   mqtt: MqttEdge;
   listening: string[];
+  /** The ports actually bound (differ from the options when those were 0). */
+  ports: { https: number; mqtt: number };
   stop(): Promise<void>;
 }
 
@@ -88,8 +90,8 @@ function closeServer(server: net.Server): Promise<void> {
 export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const dataDir = path.resolve(options.dataDir ?? ".localhub");
   const log = options.log ?? (() => {});
-  const httpsPort = options.httpsPort ?? 443;
-  const mqttPort = options.mqttPort ?? 8883;
+  let httpsPort = options.httpsPort ?? 443;
+  let mqttPort = options.mqttPort ?? 8883;
   const tlsFiles = await ensureCertificates(dataDir);
 
   // Bind the ports before touching the state: a second hub on the same directory fails here, harmlessly.
@@ -125,8 +127,15 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
       for (const server of [httpsServer, mqttServer]) server.on("tlsClientError", () => {});
       servers.push(httpsServer, mqttServer);
       const host = address.includes(":") ? `[${address}]` : address;
-      if (await listen(httpsServer, httpsPort, address)) listening.push(`https://${host}:${httpsPort}`);
-      if (await listen(mqttServer, mqttPort, address)) listening.push(`mqtts://${host}:${mqttPort}`);
+      // Port 0 picks a free port on the first address; the second address uses the same one.
+      if (await listen(httpsServer, httpsPort, address)) {
+        httpsPort = (httpsServer.address() as net.AddressInfo).port;
+        listening.push(`https://${host}:${httpsPort}`);
+      }
+      if (await listen(mqttServer, mqttPort, address)) {
+        mqttPort = (mqttServer.address() as net.AddressInfo).port;
+        listening.push(`mqtts://${host}:${mqttPort}`);
+      }
     }
   } catch (err) {
     await Promise.all(servers.map(closeServer));
@@ -168,6 +177,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     registry,
     mqtt: mqttEdge,
     listening,
+    ports: { https: httpsPort, mqtt: mqttPort },
     stop,
   };
 }
