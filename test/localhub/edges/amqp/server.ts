@@ -1,0 +1,236 @@
+/**
+ * The service-facing AMQP 1.0 edge (rhea 3 as the server): TLS on 5671 and WebSockets handed over by the HTTPS
+ * server, SASL, connection limits, and routing each link to the file that serves its address.
+ */
+import * as net from "node:net";
+import * as tls from "node:tls";
+import type { Duplex } from "node:stream";
+import { Connection, Container, EventContext, Receiver, Sender, create_container } from "rhea";
+import { WebSocket, createWebSocketStream } from "ws";
+import type { Registry } from "../../core/registry";
+import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
+import type { EventLog } from "../../store/event-log";
+import { ConnectionGrants, hubName } from "./auth";
+import { plainMechanism, principalOf } from "./sasl";
+import { routeLink } from "./routes";
+
+export const DEFAULT_AMQPS_PORT = 5671;
+const MAX_CONNECTIONS = 1024;
+/** We announce 64 KB frames; a peer announcing a much larger one is broken or hostile. */
+const MAX_FRAME_SIZE = 65_536;
+const MAX_FRAME_GUARD = 4 * MAX_FRAME_SIZE;
+const IDLE_TIMEOUT_MS = 120_000;
+const LOOPBACK = ["127.0.0.1", "::1"];
+
+export interface AmqpEdgeDeps {
+  registry: Registry;
+  cloudToDevice: CloudToDeviceQueue;
+  events: EventLog;
+  log: (line: string) => void;
+}
+
+export interface AmqpEdgeOptions {
+  tls: { key: string; cert: string };
+  /** 5671 unless given; 0 picks a free port. */
+  port?: number;
+}
+
+/** What a link handler may need of the edge and of its connection. */
+export interface LinkContext {
+  deps: AmqpEdgeDeps;
+  edge: AmqpEdge;
+  state: ConnectionState;
+}
+
+/** What the edge calls on a link it routed (all optional). */
+export interface LinkHandler {
+  onMessage?(context: EventContext): void;
+  onSendable?(): void;
+  onOutcome?(context: EventContext, outcome: "accepted" | "released" | "rejected" | "modified"): void;
+  onClose?(): void;
+}
+
+export interface ConnectionState {
+  label: string;
+  grants: ConnectionGrants;
+  handlers: Set<LinkHandler>;
+}
+
+/** Rhea reads and writes this shape; adapting a Duplex ourselves lets us watch the bytes before rhea buffers them. */
+function adapt(stream: Duplex, label: string, guard: () => void) {
+  return {
+    on(event: string, handler: (...args: unknown[]) => void) {
+      if (event === "data") stream.on("data", (chunk: Buffer) => (handler(chunk), guard()));
+      else if (event === "end") stream.on("close", handler);
+      else stream.on(event, handler);
+    },
+    write: (data: Buffer) => void (stream.writable && stream.write(data)),
+    end: () => stream.end(),
+    destroy: () => stream.destroy(),
+    get_id_string: () => label,
+  };
+}
+
+export class AmqpEdge {
+  readonly container: Container;
+  readonly listening: string[] = [];
+  port = 0;
+  private readonly servers: net.Server[] = [];
+  private readonly connections = new Map<Connection, ConnectionState>();
+  private readonly streams = new Set<Duplex>();
+  private readonly handlers = new WeakMap<Sender | Receiver, LinkHandler>();
+
+  constructor(readonly deps: AmqpEdgeDeps) {
+    this.container = create_container({ id: deps.registry.hostName });
+    const mechanisms = this.container.sasl_server_mechanisms;
+    mechanisms.enable_anonymous();
+    mechanisms.PLAIN = plainMechanism(deps.registry);
+    this.wire();
+  }
+
+  /** The Event Hubs entity name (the hub's name) and the host:port an Event Hubs client connects to. */
+  get entityName(): string {
+    return hubName(this.deps.registry.hostName);
+  }
+
+  get endpointHost(): string {
+    const host = this.deps.registry.hostName;
+    return this.port === DEFAULT_AMQPS_PORT ? host : `${host}:${this.port}`;
+  }
+
+  async listen(options: AmqpEdgeOptions): Promise<void> {
+    let port = options.port ?? DEFAULT_AMQPS_PORT;
+    for (const address of LOOPBACK) {
+      const server = tls.createServer({ key: options.tls.key, cert: options.tls.cert }, (socket) =>
+        this.acceptStream(socket, `amqps ${socket.remoteAddress}:${socket.remotePort}`),
+      );
+      server.on("tlsClientError", () => {});
+      const bound = await new Promise<boolean>((resolve, reject) => {
+        server.once("error", (err: NodeJS.ErrnoException) =>
+          address === "::1" && (err.code === "EADDRNOTAVAIL" || err.code === "EAFNOSUPPORT")
+            ? resolve(false)
+            : reject(err),
+        );
+        server.listen({ port, host: address, ipv6Only: address === "::1" }, () => resolve(true));
+      });
+      if (!bound) continue;
+      this.servers.push(server);
+      port = (server.address() as net.AddressInfo).port;
+      this.listening.push(`amqps://${address.includes(":") ? `[${address}]` : address}:${port}`);
+    }
+    this.port = port;
+  }
+
+  /** Serves AMQP over a WebSocket the HTTPS server upgraded (path /$iothub/websocket, subprotocol AMQPWSB10). */
+  acceptWebSocket(ws: WebSocket, remote = "websocket"): void {
+    this.acceptStream(createWebSocketStream(ws), `amqpws ${remote}`);
+  }
+
+  acceptStream(stream: Duplex, label: string): void {
+    if (this.connections.size >= MAX_CONNECTIONS) {
+      this.deps.log(`AMQP refused ${label}: more than ${MAX_CONNECTIONS} connections`);
+      stream.destroy();
+      return;
+    }
+    stream.on("error", () => {});
+    const connection = this.container.create_connection({
+      container_id: this.deps.registry.hostName,
+      max_frame_size: MAX_FRAME_SIZE,
+      channel_max: 255,
+      idle_time_out: IDLE_TIMEOUT_MS,
+      receiver_options: { autoaccept: false, credit_window: 100 },
+    } as never);
+    const state: ConnectionState = { label, grants: new ConnectionGrants(), handlers: new Set() };
+    this.connections.set(connection, state);
+    this.streams.add(stream);
+    stream.on("close", () => {
+      this.streams.delete(stream);
+      this.closeConnection(connection);
+    });
+    const guard = () => {
+      const pending = (connection as unknown as { frame_size?: number }).frame_size ?? 0;
+      if (pending > MAX_FRAME_GUARD) {
+        this.deps.log(`AMQP dropped ${label}: a frame of ${pending} bytes (at most ${MAX_FRAME_SIZE})`);
+        stream.destroy();
+      }
+    };
+    (connection as unknown as { accept(socket: unknown): void }).accept(adapt(stream, label, guard));
+  }
+
+  private closeConnection(connection: Connection): void {
+    const state = this.connections.get(connection);
+    if (!state) return;
+    this.connections.delete(connection);
+    for (const handler of state.handlers) handler.onClose?.();
+    state.handlers.clear();
+  }
+
+  private wire(): void {
+    const c = this.container;
+    const stateOf = (context: EventContext) => this.connections.get(context.connection);
+    c.on("connection_open", (context: EventContext) => {
+      const state = stateOf(context);
+      if (!state) return;
+      const principal = principalOf(context.connection);
+      if (principal) {
+        const { scope, expiresAtSeconds, ...policy } = principal;
+        state.grants.add({ principal: policy, scope, expiresAtSeconds });
+      }
+      this.deps.log(`AMQP OPEN ${state.label}${principal ? ` as ${principal.keyName} (SASL PLAIN)` : ""}`);
+    });
+    const onOpen = (link: Sender | Receiver, role: "sender" | "receiver", context: EventContext) => {
+      const state = stateOf(context);
+      if (!state) return link.close({ condition: "amqp:internal-error", description: "unknown connection" });
+      const handler = routeLink({ deps: this.deps, edge: this, state }, link, role);
+      if (handler) {
+        this.handlers.set(link, handler);
+        state.handlers.add(handler);
+      }
+    };
+    c.on("sender_open", (context: EventContext) => onOpen(context.sender!, "sender", context));
+    c.on("receiver_open", (context: EventContext) => onOpen(context.receiver!, "receiver", context));
+    c.on("message", (context: EventContext) => this.handlers.get(context.receiver!)?.onMessage?.(context));
+    c.on("sendable", (context: EventContext) => this.handlers.get(context.sender!)?.onSendable?.());
+    for (const outcome of ["accepted", "released", "rejected", "modified"] as const) {
+      c.on(outcome, (context: EventContext) => this.handlers.get(context.sender!)?.onOutcome?.(context, outcome));
+    }
+    const onLinkClose = (link: Sender | Receiver | undefined, context: EventContext) => {
+      const handler = link && this.handlers.get(link);
+      if (!handler) return;
+      this.handlers.delete(link);
+      stateOf(context)?.handlers.delete(handler);
+      handler.onClose?.();
+    };
+    c.on("sender_close", (context: EventContext) => onLinkClose(context.sender, context));
+    c.on("receiver_close", (context: EventContext) => onLinkClose(context.receiver, context));
+    c.on("disconnected", (context: EventContext) => this.closeConnection(context.connection));
+    c.on("connection_close", (context: EventContext) => this.closeConnection(context.connection));
+    // Bad input of any kind ends in one log line, never in an uncaught exception.
+    const complain = (what: string) => (context: EventContext | Error) => {
+      const state = "connection" in context ? stateOf(context as EventContext) : undefined;
+      const error = (context as EventContext).error ?? context;
+      this.deps.log(`AMQP ${what} ${state?.label ?? ""}: ${(error as Error)?.message ?? String(error)}`.slice(0, 300));
+    };
+    c.on("protocol_error", complain("protocol error, connection dropped"));
+    c.on("error", complain("error"));
+    for (const event of ["connection_error", "session_error", "sender_error", "receiver_error"]) {
+      c.on(event, () => {});
+    }
+  }
+
+  /** Every connection this edge serves right now. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  async stop(): Promise<void> {
+    for (const stream of this.streams) stream.destroy();
+    await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  }
+}
+
+export async function startAmqpEdge(deps: AmqpEdgeDeps, options: AmqpEdgeOptions): Promise<AmqpEdge> {
+  const edge = new AmqpEdge(deps);
+  await edge.listen(options);
+  return edge;
+}
