@@ -24,10 +24,10 @@ afterEach(async () => {
 async function hubWithDevice(dataDir?: string): Promise<MessagingHub> {
   hubLog = [];
   running = await startMessagingHub(dataDir, { log: (line) => hubLog.push(line) });
-  if (!running.hub.registry.findIdentity("dev1")) {
-    running.hub.registry.putDevice("dev1", { deviceId: "dev1" }, undefined);
-    running.hub.registry.putModule("dev1", "filter", { deviceId: "dev1", moduleId: "filter" }, undefined);
-    await running.hub.registry.store.sync();
+  const { identities } = running.hub.core;
+  if (!identities.find("dev1")) {
+    await identities.putDevice("dev1", { deviceId: "dev1" }, undefined);
+    await identities.putModule("dev1", "filter", { deviceId: "dev1", moduleId: "filter" }, undefined);
   }
   return running;
 }
@@ -84,7 +84,7 @@ describe("telemetry read back through the Event Hubs-compatible endpoint", () =>
     expect([event.sequenceNumber, event.offset]).toEqual([0, "0"]);
     expect(event.systemProperties).toMatchObject({
       "iothub-connection-device-id": "dev1",
-      "iothub-connection-auth-generation-id": hub.hub.registry.findIdentity("dev1")!.generationId,
+      "iothub-connection-auth-generation-id": hub.hub.core.identities.find("dev1")!.generationId,
       "iothub-message-source": "Telemetry",
       "iothub-enqueuedtime": event.enqueuedTimeUtc.getTime(),
     });

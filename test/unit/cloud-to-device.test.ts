@@ -7,7 +7,7 @@ import {
 import { JournalStore, MemoryStore } from "../localhub/store/journal";
 import { tempDir } from "../helpers/hub";
 
-const devices = { findIdentity: (id: string) => (id.startsWith("dev") ? { generationId: `gen-${id}` } : undefined) };
+const devices = { find: (id: string) => (id.startsWith("dev") ? { generationId: `gen-${id}` } : undefined) };
 const body = (text: string) => Buffer.from(text);
 
 describe("CloudToDeviceQueue", () => {

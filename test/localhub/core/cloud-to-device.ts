@@ -70,9 +70,9 @@ interface StoredFeedback {
 
 export type CloudToDeviceRecord = CloudToDeviceMessage | StoredFeedback;
 
-/** What the queue needs to know of the registry. */
+/** What the queue needs to know of the identities (core/identities.ts). */
 export interface DeviceLookup {
-  findIdentity(deviceId: string): { generationId: string } | undefined;
+  find(deviceId: string): { generationId: string } | undefined;
 }
 
 const DESCRIPTIONS: Record<FeedbackStatus, string> = {
@@ -123,7 +123,7 @@ export class CloudToDeviceQueue extends EventEmitter {
 
   /** Queues a message for a device; resolves once it is durable, then emits 'queued' with the device id. */
   async enqueue(deviceId: string, input: CloudToDeviceInput): Promise<CloudToDeviceMessage> {
-    if (!this.devices.findIdentity(deviceId)) throw deviceNotFound(deviceId);
+    if (!this.devices.find(deviceId)) throw deviceNotFound(deviceId);
     if (input.body.length > MAX_MESSAGE_BYTES) {
       throw new HubError(413, "RequestEntityTooLarge", `A cloud-to-device message may hold at most 64 KB`);
     }
@@ -233,7 +233,7 @@ export class CloudToDeviceQueue extends EventEmitter {
         statusCode: status,
         description: DESCRIPTIONS[status],
         deviceId: message.deviceId,
-        deviceGenerationId: this.devices.findIdentity(message.deviceId)?.generationId ?? "",
+        deviceGenerationId: this.devices.find(message.deviceId)?.generationId ?? "",
       },
     };
     this.feedback.push(stored);

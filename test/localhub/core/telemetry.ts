@@ -19,7 +19,7 @@ export interface DeviceToCloudMessage {
 }
 
 export interface IdentityLookup {
-  findIdentity(deviceId: string, moduleId?: string): { generationId: string } | undefined;
+  find(deviceId: string, moduleId?: string): { generationId: string } | undefined;
 }
 
 /** MQTT system property keys and the AMQP message property each becomes. */
@@ -76,7 +76,7 @@ export class Telemetry {
     }
     const { messageProperties, application, outputName } = parsePropertyBag(message.propertyBag);
     if (outputName !== undefined) application["iothub-outputname"] = outputName;
-    const identity = this.identities.findIdentity(message.deviceId, message.moduleId);
+    const identity = this.identities.find(message.deviceId, message.moduleId);
     const annotations: Record<string, string | number> = {
       "iothub-connection-device-id": message.deviceId,
       "iothub-connection-auth-method": JSON.stringify({

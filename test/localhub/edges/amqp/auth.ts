@@ -5,7 +5,8 @@
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { HubError, unauthorized } from "../../core/errors";
-import type { Permission, Registry } from "../../core/registry";
+import type { HubCore } from "../../core/hub-core";
+import type { Permission } from "../../core/records";
 import { Principal, authenticate, parseSasToken } from "../../core/sas";
 
 /** What one token grants on a connection: a principal, below a path, until a time. */
@@ -50,16 +51,16 @@ function uriHost(sr: string): string | undefined {
 }
 
 /** Checks a SAS token and tells what it grants; throws HubError 401 with the reason otherwise. */
-export function checkToken(registry: Registry, token: string, nowSeconds = Date.now() / 1000): Grant {
+export function checkToken(core: HubCore, token: string, nowSeconds = Date.now() / 1000): Grant {
   const parsed = parseSasToken(token);
   const host = uriHost(parsed.sr);
   if (host === undefined) {
-    const principal = authenticate(registry, token, nowSeconds);
-    return { principal, scope: scopeOf(parsed.sr, registry.hostName), expiresAtSeconds: parsed.se };
+    const principal = authenticate(core, token, nowSeconds);
+    return { principal, scope: scopeOf(parsed.sr, core.hostName), expiresAtSeconds: parsed.se };
   }
   if (parsed.se < nowSeconds) throw unauthorized("The SharedAccessSignature has expired");
-  if (host !== registry.hostName.toLowerCase()) throw unauthorized(`The token is for '${host}', not for this hub`);
-  const policy = parsed.skn ? registry.policy(parsed.skn) : undefined;
+  if (host !== core.hostName.toLowerCase()) throw unauthorized(`The token is for '${host}', not for this hub`);
+  const policy = parsed.skn ? core.policies.find(parsed.skn) : undefined;
   const rawSr = /(?:^|[\s&])sr=([^&]*)/.exec(token)?.[1] ?? parsed.sr;
   const given = Buffer.from(parsed.sig, "base64");
   const matches = [policy?.primaryKey, policy?.secondaryKey].some((key) => {
@@ -69,9 +70,10 @@ export function checkToken(registry: Registry, token: string, nowSeconds = Date.
     return expected.length === given.length && timingSafeEqual(expected, given);
   });
   if (!policy || !matches) throw unauthorized(`The signature does not match the key of policy '${parsed.skn ?? ""}'`);
+  const scope = addressPath(parsed.sr);
   return {
-    principal: { kind: "policy", keyName: policy.keyName, rights: policy.rights },
-    scope: addressPath(parsed.sr),
+    principal: { kind: "policy", keyName: policy.keyName, rights: policy.rights, scope },
+    scope,
     expiresAtSeconds: parsed.se,
   };
 }

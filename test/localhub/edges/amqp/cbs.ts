@@ -38,8 +38,8 @@ export function cbsNode(context: LinkContext): LinkHandler {
         if (properties.operation !== "put-token") {
           throw new HubError(400, "ArgumentInvalid", `$cbs supports put-token only, not '${properties.operation}'`);
         }
-        const grant = checkToken(deps.registry, tokenText(request.body));
-        const wanted = scopeOf(audience, deps.registry.hostName);
+        const grant = checkToken(deps.core, tokenText(request.body));
+        const wanted = scopeOf(audience, deps.core.hostName);
         if (!covers(grant.scope, wanted)) {
           throw new HubError(401, "IotHubUnauthorizedAccess", `The token does not cover the audience '${audience}'`);
         }

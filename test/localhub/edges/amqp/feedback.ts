@@ -24,7 +24,7 @@ export function feedbackSender(context: LinkContext, link: Sender): LinkHandler 
         message_id: randomUUID(),
         content_type: FEEDBACK_CONTENT_TYPE,
         content_encoding: "utf-8",
-        user_id: Buffer.from(deps.registry.hostName) as never,
+        user_id: Buffer.from(deps.core.hostName) as never,
         to: "/messages/serviceBound/feedback",
         body: amqpMessage.data_section(Buffer.from(JSON.stringify(batch.records))),
       });

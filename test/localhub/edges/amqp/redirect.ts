@@ -15,7 +15,7 @@ export function redirectToEventHub(context: LinkContext, link: Sender, address: 
     return refuse(context, link, condition, description);
   }
   const { edge } = context;
-  const host = context.deps.registry.hostName;
+  const host = context.deps.core.hostName;
   const target = `amqps://${host}:${edge.port}/${edge.entityName}/$management`;
   context.deps.log(`AMQP REDIRECT ${context.state.label} ${address.slice(0, 200)} -> ${target}`);
   link.close({

@@ -4,7 +4,8 @@
  * authenticate through CBS afterwards, and every link checks its own permission.
  */
 import type { Connection } from "rhea";
-import type { Permission, Registry } from "../../core/registry";
+import type { HubCore } from "../../core/hub-core";
+import type { Permission } from "../../core/records";
 import { checkToken, hubName } from "./auth";
 
 export interface SaslPrincipal {
@@ -30,7 +31,7 @@ function fields(response: Buffer | undefined): [string, string] | undefined {
 }
 
 /** A rhea server mechanism factory: checks the token once, keeps the principal on the mechanism object. */
-export function plainMechanism(registry: Registry): () => PlainServerMechanism {
+export function plainMechanism(core: HubCore): () => PlainServerMechanism {
   return () => ({
     outcome: undefined,
     username: undefined,
@@ -38,9 +39,9 @@ export function plainMechanism(registry: Registry): () => PlainServerMechanism {
       this.outcome = false;
       const given = fields(response);
       const match = given && /^(.+)@sas\.root\.(.+)$/.exec(given[0]);
-      if (!given || !match || match[2].toLowerCase() !== hubName(registry.hostName).toLowerCase()) return;
+      if (!given || !match || match[2].toLowerCase() !== hubName(core.hostName).toLowerCase()) return;
       try {
-        const grant = checkToken(registry, given[1]);
+        const grant = checkToken(core, given[1]);
         if (grant.principal.kind !== "policy" || grant.principal.keyName !== match[1]) return;
         this.principal = { ...grant.principal, scope: grant.scope, expiresAtSeconds: grant.expiresAtSeconds };
         this.outcome = true;

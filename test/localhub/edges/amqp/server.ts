@@ -7,7 +7,7 @@ import * as tls from "node:tls";
 import type { Duplex } from "node:stream";
 import { Connection, Container, EventContext, Receiver, Sender, create_container } from "rhea";
 import { WebSocket, createWebSocketStream } from "ws";
-import type { Registry } from "../../core/registry";
+import type { HubCore } from "../../core/hub-core";
 import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
 import type { EventLog } from "../../store/event-log";
 import { ConnectionGrants, hubName } from "./auth";
@@ -23,7 +23,7 @@ const IDLE_TIMEOUT_MS = 120_000;
 const LOOPBACK = ["127.0.0.1", "::1"];
 
 export interface AmqpEdgeDeps {
-  registry: Registry;
+  core: HubCore;
   cloudToDevice: CloudToDeviceQueue;
   events: EventLog;
   log: (line: string) => void;
@@ -81,20 +81,20 @@ export class AmqpEdge {
   private readonly handlers = new WeakMap<Sender | Receiver, LinkHandler>();
 
   constructor(readonly deps: AmqpEdgeDeps) {
-    this.container = create_container({ id: deps.registry.hostName });
+    this.container = create_container({ id: deps.core.hostName });
     const mechanisms = this.container.sasl_server_mechanisms;
     mechanisms.enable_anonymous();
-    mechanisms.PLAIN = plainMechanism(deps.registry);
+    mechanisms.PLAIN = plainMechanism(deps.core);
     this.wire();
   }
 
   /** The Event Hubs entity name (the hub's name) and the host:port an Event Hubs client connects to. */
   get entityName(): string {
-    return hubName(this.deps.registry.hostName);
+    return hubName(this.deps.core.hostName);
   }
 
   get endpointHost(): string {
-    const host = this.deps.registry.hostName;
+    const host = this.deps.core.hostName;
     return this.port === DEFAULT_AMQPS_PORT ? host : `${host}:${this.port}`;
   }
 
@@ -134,7 +134,7 @@ export class AmqpEdge {
     }
     stream.on("error", () => {});
     const connection = this.container.create_connection({
-      container_id: this.deps.registry.hostName,
+      container_id: this.deps.core.hostName,
       max_frame_size: MAX_FRAME_SIZE,
       channel_max: 255,
       idle_time_out: IDLE_TIMEOUT_MS,
@@ -174,7 +174,7 @@ export class AmqpEdge {
       const principal = principalOf(context.connection);
       if (principal) {
         const { scope, expiresAtSeconds, ...policy } = principal;
-        state.grants.add({ principal: policy, scope, expiresAtSeconds });
+        state.grants.add({ principal: { ...policy, scope }, scope, expiresAtSeconds });
       }
       this.deps.log(`AMQP OPEN ${state.label}${principal ? ` as ${principal.keyName} (SASL PLAIN)` : ""}`);
     });

@@ -1,5 +1,5 @@
 /**
- * Runs the AMQP edge next to a hub started by startHub(), sharing its registry and certificates, until hub.ts
+ * Runs the AMQP edge next to a hub started by startHub(), sharing its core and certificates, until hub.ts
  * starts the edge itself. Tests and the benchmark use it; it owns the C2D queue, the event log and telemetry.
  */
 import * as fs from "node:fs";
@@ -30,15 +30,15 @@ export interface MessagingOptions {
   eventLog?: EventLogOptions;
 }
 
-/** Opens the messaging state in `hub.dataDir` (c2d/, events/) and starts the AMQP edge on the hub's registry. */
+/** Opens the messaging state in `hub.dataDir` (c2d/, events/) and starts the AMQP edge on the hub's core. */
 export async function startMessaging(hub: Hub, options: MessagingOptions = {}): Promise<Messaging> {
   const log = options.log ?? (() => {});
   const store: Store<CloudToDeviceRecord> = options.inMemory
     ? new MemoryStore<CloudToDeviceRecord>()
     : await JournalStore.open<CloudToDeviceRecord>(path.join(hub.dataDir, "c2d"));
-  const cloudToDevice = new CloudToDeviceQueue(store, hub.registry, log);
+  const cloudToDevice = new CloudToDeviceQueue(store, hub.core.identities, log);
   const events = EventLog.open(options.inMemory ? undefined : path.join(hub.dataDir, "events"), options.eventLog);
-  const telemetry = new Telemetry(events, hub.registry);
+  const telemetry = new Telemetry(events, hub.core.identities);
   const tlsOptions = {
     key: fs.readFileSync(path.join(hub.dataDir, "server-key.pem"), "utf8"),
     cert: fs.readFileSync(path.join(hub.dataDir, "server.pem"), "utf8"),
@@ -46,7 +46,7 @@ export async function startMessaging(hub: Hub, options: MessagingOptions = {}): 
   let amqp: AmqpEdge;
   try {
     amqp = await startAmqpEdge(
-      { registry: hub.registry, cloudToDevice, events, log },
+      { core: hub.core, cloudToDevice, events, log },
       { tls: tlsOptions, port: options.amqpPort },
     );
   } catch (err) {
@@ -62,7 +62,7 @@ export async function startMessaging(hub: Hub, options: MessagingOptions = {}): 
     events,
     telemetry,
     eventHubConnectionString: (policyName = "iothubowner") => {
-      const policy = hub.registry.policy(policyName);
+      const policy = hub.core.policies.find(policyName);
       if (!policy) throw new Error(`no policy ${policyName}`);
       return eventHubConnectionString(amqp.endpointHost, amqp.entityName, policy);
     },
