@@ -1,12 +1,13 @@
 /**
- * A hub with its AMQP edge for the messaging tests, on free ports when the port-redirect preload is there (the
- * service SDK only dials 5671, 443 and 8883), else on the real ports: then run the tests under the port lock.
+ * A hub with its messaging (AMQP edge, C2D queue, event log) for the messaging tests, on free ports when the
+ * port-redirect preload is there (the service SDK only dials 5671, 443 and 8883), else on the real ports: then run
+ * the tests under the port lock. Works whether hub.ts starts the messaging itself or not yet.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { copyTestCertificates, tempDir } from "../helpers/hub";
-import { Hub, startHub } from "../localhub/hub";
-import { Messaging, MessagingOptions, startMessaging } from "../localhub/edges/amqp/standalone";
+import { Hub, HubOptions, startHub } from "../localhub/hub";
+import { Messaging, MessagingOptions, startMessaging } from "../localhub/edges/amqp/messaging";
 
 const REDIRECT = path.join(__dirname, "../localhub/port-redirect.cjs");
 
@@ -20,16 +21,30 @@ export interface MessagingHub {
 /** Starts a hub (fresh state, or `dataDir`) with the AMQP edge, C2D queue and event log. */
 export async function startMessagingHub(
   dataDir = tempDir(),
-  options: Omit<MessagingOptions, "amqpPort"> = {},
+  options: Pick<MessagingOptions, "log" | "inMemory"> = {},
 ): Promise<MessagingHub> {
   copyTestCertificates(dataDir);
   const redirect = fs.existsSync(REDIRECT)
     ? (require(REDIRECT) as { setPortMap(map: Record<number, number>): void })
     : undefined;
-  const hub = await startHub(redirect ? { dataDir, httpsPort: 0, mqttPort: 0 } : { dataDir });
+  const hubOptions: HubOptions & { amqpPort?: number } = { dataDir, log: options.log, inMemory: options.inMemory };
+  if (redirect) Object.assign(hubOptions, { httpsPort: 0, mqttPort: 0, amqpPort: 0 });
+  const hub = await startHub(hubOptions);
+  const wired = (hub as Hub & { messaging?: Messaging }).messaging;
   let messaging: Messaging;
   try {
-    messaging = await startMessaging(hub, { ...options, amqpPort: redirect ? 0 : undefined });
+    messaging =
+      wired ??
+      (await startMessaging({
+        ...options,
+        core: hub.core,
+        dataDir,
+        tls: {
+          key: fs.readFileSync(path.join(dataDir, "server-key.pem"), "utf8"),
+          cert: fs.readFileSync(path.join(dataDir, "server.pem"), "utf8"),
+        },
+        amqpPort: redirect ? 0 : undefined,
+      }));
   } catch (err) {
     await hub.stop();
     throw err;
@@ -40,7 +55,7 @@ export async function startMessagingHub(
     messaging,
     dataDir,
     stop: async () => {
-      await messaging.stop();
+      if (!wired) await messaging.stop();
       await hub.stop();
     },
   };

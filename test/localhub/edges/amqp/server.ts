@@ -3,13 +3,13 @@
  * server, SASL, connection limits, and routing each link to the file that serves its address.
  */
 import * as net from "node:net";
-import * as tls from "node:tls";
 import type { Duplex } from "node:stream";
 import { Connection, Container, EventContext, Receiver, Sender, create_container } from "rhea";
 import { WebSocket, createWebSocketStream } from "ws";
 import type { HubCore } from "../../core/hub-core";
 import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
 import type { EventLog } from "../../store/event-log";
+import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, closeServer, createTlsServer, listen } from "../../listeners";
 import { ConnectionGrants, hubName } from "./auth";
 import { plainMechanism, principalOf } from "./sasl";
 import { routeLink } from "./routes";
@@ -20,7 +20,6 @@ const MAX_CONNECTIONS = 1024;
 const MAX_FRAME_SIZE = 65_536;
 const MAX_FRAME_GUARD = 4 * MAX_FRAME_SIZE;
 const IDLE_TIMEOUT_MS = 120_000;
-const LOOPBACK = ["127.0.0.1", "::1"];
 
 export interface AmqpEdgeDeps {
   core: HubCore;
@@ -80,43 +79,54 @@ export class AmqpEdge {
   private readonly streams = new Set<Duplex>();
   private readonly handlers = new WeakMap<Sender | Receiver, LinkHandler>();
 
-  constructor(readonly deps: AmqpEdgeDeps) {
-    this.container = create_container({ id: deps.core.hostName });
+  private served: AmqpEdgeDeps | undefined;
+
+  constructor(
+    readonly hostName: string,
+    private readonly log: (line: string) => void,
+  ) {
+    this.container = create_container({ id: hostName });
+    this.wire();
+  }
+
+  /** Starts serving connections with the hub's state; until then (ports bound first) connections are closed. */
+  serve(deps: AmqpEdgeDeps): void {
     const mechanisms = this.container.sasl_server_mechanisms;
     mechanisms.enable_anonymous();
     mechanisms.PLAIN = plainMechanism(deps.core);
-    this.wire();
+    this.served = deps;
+  }
+
+  get deps(): AmqpEdgeDeps {
+    if (!this.served) throw new Error("the AMQP edge is not serving yet");
+    return this.served;
   }
 
   /** The Event Hubs entity name (the hub's name) and the host:port an Event Hubs client connects to. */
   get entityName(): string {
-    return hubName(this.deps.core.hostName);
+    return hubName(this.hostName);
   }
 
   get endpointHost(): string {
-    const host = this.deps.core.hostName;
-    return this.port === DEFAULT_AMQPS_PORT ? host : `${host}:${this.port}`;
+    return this.port === DEFAULT_AMQPS_PORT ? this.hostName : `${this.hostName}:${this.port}`;
   }
 
+  /** Binds the port on both loopback addresses (PortError naming the fix if it cannot). */
   async listen(options: AmqpEdgeOptions): Promise<void> {
     let port = options.port ?? DEFAULT_AMQPS_PORT;
-    for (const address of LOOPBACK) {
-      const server = tls.createServer({ key: options.tls.key, cert: options.tls.cert }, (socket) =>
-        this.acceptStream(socket, `amqps ${socket.remoteAddress}:${socket.remotePort}`),
-      );
-      server.on("tlsClientError", () => {});
-      const bound = await new Promise<boolean>((resolve, reject) => {
-        server.once("error", (err: NodeJS.ErrnoException) =>
-          address === "::1" && (err.code === "EADDRNOTAVAIL" || err.code === "EAFNOSUPPORT")
-            ? resolve(false)
-            : reject(err),
+    try {
+      for (const address of LOOPBACK) {
+        const server = createTlsServer(options.tls, DEFAULT_TLS_HANDSHAKE_MS, this.log, (socket) =>
+          this.acceptStream(socket, `amqps ${socket.remoteAddress}:${socket.remotePort}`),
         );
-        server.listen({ port, host: address, ipv6Only: address === "::1" }, () => resolve(true));
-      });
-      if (!bound) continue;
-      this.servers.push(server);
-      port = (server.address() as net.AddressInfo).port;
-      this.listening.push(`amqps://${address.includes(":") ? `[${address}]` : address}:${port}`);
+        this.servers.push(server);
+        if (!(await listen(server, port, address))) continue;
+        port = (server.address() as net.AddressInfo).port;
+        this.listening.push(`amqps://${address.includes(":") ? `[${address}]` : address}:${port}`);
+      }
+    } catch (err) {
+      await Promise.all(this.servers.map(closeServer));
+      throw err;
     }
     this.port = port;
   }
@@ -127,14 +137,18 @@ export class AmqpEdge {
   }
 
   acceptStream(stream: Duplex, label: string): void {
+    if (!this.served) {
+      stream.destroy();
+      return;
+    }
     if (this.connections.size >= MAX_CONNECTIONS) {
-      this.deps.log(`AMQP refused ${label}: more than ${MAX_CONNECTIONS} connections`);
+      this.log(`AMQP refused ${label}: more than ${MAX_CONNECTIONS} connections`);
       stream.destroy();
       return;
     }
     stream.on("error", () => {});
     const connection = this.container.create_connection({
-      container_id: this.deps.core.hostName,
+      container_id: this.hostName,
       max_frame_size: MAX_FRAME_SIZE,
       channel_max: 255,
       idle_time_out: IDLE_TIMEOUT_MS,
@@ -150,7 +164,7 @@ export class AmqpEdge {
     const guard = () => {
       const pending = (connection as unknown as { frame_size?: number }).frame_size ?? 0;
       if (pending > MAX_FRAME_GUARD) {
-        this.deps.log(`AMQP dropped ${label}: a frame of ${pending} bytes (at most ${MAX_FRAME_SIZE})`);
+        this.log(`AMQP dropped ${label}: a frame of ${pending} bytes (at most ${MAX_FRAME_SIZE})`);
         stream.destroy();
       }
     };
@@ -176,7 +190,7 @@ export class AmqpEdge {
         const { scope, expiresAtSeconds, ...policy } = principal;
         state.grants.add({ principal: { ...policy, scope }, scope, expiresAtSeconds });
       }
-      this.deps.log(`AMQP OPEN ${state.label}${principal ? ` as ${principal.keyName} (SASL PLAIN)` : ""}`);
+      this.log(`AMQP OPEN ${state.label}${principal ? ` as ${principal.keyName} (SASL PLAIN)` : ""}`);
     });
     const onOpen = (link: Sender | Receiver, role: "sender" | "receiver", context: EventContext) => {
       const state = stateOf(context);
@@ -209,7 +223,7 @@ export class AmqpEdge {
     const complain = (what: string) => (context: EventContext | Error) => {
       const state = "connection" in context ? stateOf(context as EventContext) : undefined;
       const error = (context as EventContext).error ?? context;
-      this.deps.log(`AMQP ${what} ${state?.label ?? ""}: ${(error as Error)?.message ?? String(error)}`.slice(0, 300));
+      this.log(`AMQP ${what} ${state?.label ?? ""}: ${(error as Error)?.message ?? String(error)}`.slice(0, 300));
     };
     c.on("protocol_error", complain("protocol error, connection dropped"));
     c.on("error", complain("error"));
@@ -225,12 +239,6 @@ export class AmqpEdge {
 
   async stop(): Promise<void> {
     for (const stream of this.streams) stream.destroy();
-    await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    await Promise.all(this.servers.map(closeServer));
   }
-}
-
-export async function startAmqpEdge(deps: AmqpEdgeDeps, options: AmqpEdgeOptions): Promise<AmqpEdge> {
-  const edge = new AmqpEdge(deps);
-  await edge.listen(options);
-  return edge;
 }
