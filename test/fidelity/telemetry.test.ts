@@ -5,7 +5,9 @@ import {
   earliestEventPosition,
   latestEventPosition,
 } from "@azure/event-hubs";
-import { eventually } from "../helpers/hub";
+import { Client as DeviceClient, Message, ModuleClient } from "azure-iot-device";
+import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
+import { eventually, moduleConnectionString } from "../helpers/hub";
 import type { LoggedEvent } from "../localhub/store/event-log";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 import { readRedirect } from "./redirect-client";
@@ -190,4 +192,45 @@ describe("telemetry read back through the Event Hubs-compatible endpoint", () =>
     );
     expect(events.map(text)).toEqual(["via redirect"]);
   });
+
+  it.each([
+    ["MQTT", Mqtt],
+    ["MQTT over WebSockets", MqttWs],
+  ])(
+    "reads back what a device and a module output sent over %s, acknowledged only once stored",
+    async (_name, transport) => {
+      const hub = await hubWithDevice();
+      const device = DeviceClient.fromConnectionString(moduleConnectionString(hub.hub, "dev1"), transport as never);
+      const module = ModuleClient.fromConnectionString(
+        moduleConnectionString(hub.hub, "dev1", "filter"),
+        transport as never,
+      );
+      try {
+        const reading = new Message('{"temperature":21.5}');
+        reading.messageId = "r1";
+        reading.contentType = "application/json";
+        reading.contentEncoding = "utf-8";
+        reading.properties.add("alert", "no");
+        await device.sendEvent(reading);
+        // Acknowledged means durable: the event is in the log before sendEvent resolves.
+        const partition = hub.messaging.events.partitions.find((p) => !p.info().isEmpty)!;
+        expect(partition.info().lastSequenceNumber).toBe(0);
+        await module.sendOutputEvent("alerts", new Message("hot"));
+        const [event, output] = await read(consumer(hub), String(partition.id), earliestEventPosition, 2);
+        expect(event.body).toEqual({ temperature: 21.5 });
+        expect(event.messageId).toBe("r1");
+        expect(event.properties).toEqual({ alert: "no" });
+        expect(event.systemProperties).toMatchObject({ "iothub-connection-device-id": "dev1" });
+        expect(text(output)).toBe("hot");
+        expect(output.properties).toMatchObject({ "iothub-outputname": "alerts" });
+        expect(output.systemProperties).toMatchObject({
+          "iothub-connection-device-id": "dev1",
+          "iothub-connection-module-id": "filter",
+        });
+      } finally {
+        await device.close();
+        await module.close();
+      }
+    },
+  );
 });
