@@ -84,6 +84,45 @@ describe("cloud-to-device links", () => {
     expect(JSON.stringify(reason.value)).toMatch(/amqp:unauthorized-access.*lacks the permission ServiceConnect/);
   });
 
+  it("lets the service policy send", async () => {
+    const client = serviceClient(hubConnectionString("service"));
+    await client.send("dev1", new Message("allowed"));
+    expect(running.messaging.cloudToDevice.pendingFor("dev1")).toHaveLength(1);
+  });
+});
+
+describe("Event Hubs-compatible endpoint", () => {
+  const endpoint = () => `Endpoint=sb://${running.messaging.amqp.endpointHost}/`;
+  const entity = () => `EntityPath=${running.messaging.amqp.entityName}`;
+
+  it("refuses $management to a wrong key, an expired token and a policy without ServiceConnect", async () => {
+    const refused = [
+      `${endpoint()};SharedAccessKeyName=service;SharedAccessKey=${WRONG_KEY};${entity()}`,
+      `${endpoint()};SharedAccessSignature=${eventHubToken("service", inAnHour() - 7200)};${entity()}`,
+      running.messaging.eventHubConnectionString("registryRead"),
+    ];
+    for (const connectionString of refused) {
+      await expect(eventHubClient(connectionString).getEventHubProperties()).rejects.toThrow(
+        /signature does not match|expired|lacks the permission ServiceConnect/,
+      );
+    }
+    const token = `${endpoint()};SharedAccessSignature=${eventHubToken("service", inAnHour())};${entity()}`;
+    await expect(eventHubClient(token).getEventHubProperties()).resolves.toMatchObject({ partitionIds: ["0", "1"] });
+  });
+
+  it("refuses a partition reader to a policy without ServiceConnect", async () => {
+    const client = eventHubClient(running.messaging.eventHubConnectionString("registryRead"));
+    let failure: Error | undefined;
+    const subscription = client.subscribe(
+      "0",
+      { processEvents: async () => {}, processError: async (err) => void (failure ??= err) },
+      { startPosition: earliestEventPosition },
+    );
+    await eventually(() => failure !== undefined, "the refusal");
+    await subscription.close();
+    expect(failure!.message).toMatch(/lacks the permission ServiceConnect/);
+  });
+
   it("refuses the redirect route to a wrong password and to a policy without ServiceConnect", async () => {
     const port = running.messaging.amqp.port;
     await expect(
