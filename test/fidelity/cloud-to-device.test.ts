@@ -2,7 +2,7 @@
  * Cloud-to-device messages: sent with azure-iothub's Client over AMQP, received by azure-iot-device over MQTT and
  * MQTT over WebSockets, feedback read back with getFeedbackReceiver().
  */
-import { Client as ServiceClient } from "azure-iothub";
+import { AmqpWs, Client as ServiceClient } from "azure-iothub";
 import { Client as DeviceClient, Message } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
 import * as tls from "node:tls";
@@ -13,11 +13,13 @@ import { eventually, moduleConnectionString } from "../helpers/hub";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 
 let running: MessagingHub;
+let hubLog: string[] = [];
 let service: ServiceClient;
 const closers: (() => Promise<unknown>)[] = [];
 
 beforeEach(async () => {
-  running = await startMessagingHub();
+  hubLog = [];
+  running = await startMessagingHub(undefined, { log: (line) => hubLog.push(line) });
   service = ServiceClient.fromConnectionString(running.hub.connectionString);
   closers.push(() => service.close());
 });
@@ -170,6 +172,16 @@ describe("cloud-to-device", () => {
     await expect(service.send("full-dev", message("one too many"))).rejects.toMatchObject({
       name: "DeviceMaximumQueueDepthExceededError",
     });
+  });
+
+  it("takes a message from a service client on AMQP over WebSockets (443, subprotocol AMQPWSB10)", async () => {
+    const { received } = await openDevice(await newDevice("ws-dev"));
+    const overWebSockets = ServiceClient.fromConnectionString(running.hub.connectionString, AmqpWs);
+    closers.push(() => overWebSockets.close());
+    await overWebSockets.send("ws-dev", message("via websocket", { messageId: "m-ws" }));
+    await eventually(() => received.length === 1, "the message");
+    expect(received[0].data.toString()).toBe("via websocket");
+    expect(hubLog.some((line) => line.startsWith("AMQP OPEN amqpws"))).toBe(true);
   });
 
   it("refuses a message for a device that does not exist", async () => {
