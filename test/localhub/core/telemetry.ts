@@ -34,6 +34,18 @@ const MESSAGE_PROPERTIES: Record<string, string> = {
 
 export class TelemetryTooLargeError extends Error {}
 
+/** `iothub-connection-auth-method` as IoT Hub writes it; one string per scope and type, made once. */
+const authMethods = new Map<string, string>();
+function authMethod(scope: string, type: string): string {
+  const key = `${scope}/${type}`;
+  let text = authMethods.get(key);
+  if (!text) {
+    text = JSON.stringify({ scope, type, issuer: "iothub", acceptingIpFilterRule: null });
+    authMethods.set(key, text);
+  }
+  return text;
+}
+
 /** Splits a topic's property bag into AMQP message properties, the output name and application properties. */
 export function parsePropertyBag(bag: string): {
   messageProperties: Record<string, string>;
@@ -79,12 +91,10 @@ export class Telemetry {
     const identity = this.identities.find(message.deviceId, message.moduleId);
     const annotations: Record<string, string | number> = {
       "iothub-connection-device-id": message.deviceId,
-      "iothub-connection-auth-method": JSON.stringify({
-        scope: message.moduleId === undefined ? "device" : "module",
-        type: message.authType ?? "sas",
-        issuer: "iothub",
-        acceptingIpFilterRule: null,
-      }),
+      "iothub-connection-auth-method": authMethod(
+        message.moduleId === undefined ? "device" : "module",
+        message.authType ?? "sas",
+      ),
       "iothub-connection-auth-generation-id": identity?.generationId ?? "",
       "iothub-message-source": "Telemetry",
     };

@@ -147,7 +147,10 @@ class Partition {
     };
     const record = encodeRecord(header, input.body);
     const event: LoggedEvent = {
-      ...input,
+      body: input.body,
+      properties: input.properties,
+      messageProperties: input.messageProperties,
+      annotations: input.annotations,
       partition: this.id,
       sequenceNumber: header.s,
       offset: this.nextOffset,

@@ -38,33 +38,40 @@ export function startOf(partition: Partition, selector: string | undefined): num
   return partition.firstAfter((entry) => (inclusive ? entry[key] >= value : entry[key] > value));
 }
 
+/** Encoded once per event and shared by every reader of it (consumer groups, several readers of a partition). */
+const encoded = new WeakMap<LoggedEvent, Buffer>();
+
 /** The event as Event Hubs delivers it: body, properties, the hub's annotations and the x-opt-* positions. */
-function toAmqp(event: LoggedEvent, partition: Partition, withRuntimeInfo: boolean) {
+function toAmqp(event: LoggedEvent): Buffer {
+  let bytes = encoded.get(event);
+  if (bytes) return bytes;
   const enqueued = new Date(event.enqueuedTimeMs);
-  const { user_id, ...messageProperties } = event.messageProperties;
-  const message: Record<string, unknown> = {
-    ...messageProperties,
-    ...(user_id === undefined ? {} : { user_id: Buffer.from(user_id) }),
-    body: amqpMessage.data_section(event.body),
-    application_properties: event.properties,
-    message_annotations: {
-      ...event.annotations,
-      "iothub-enqueuedtime": enqueued,
-      "x-opt-sequence-number": types.wrap_long(event.sequenceNumber),
-      "x-opt-offset": String(event.offset),
-      "x-opt-enqueued-time": enqueued,
-    },
+  const annotations: Record<string, unknown> = Object.assign({}, event.annotations);
+  annotations["iothub-enqueuedtime"] = enqueued;
+  annotations["x-opt-sequence-number"] = types.wrap_long(event.sequenceNumber);
+  annotations["x-opt-offset"] = String(event.offset);
+  annotations["x-opt-enqueued-time"] = enqueued;
+  const message: Record<string, unknown> = Object.assign({}, event.messageProperties);
+  if (message.user_id !== undefined) message.user_id = Buffer.from(String(message.user_id));
+  message.body = amqpMessage.data_section(event.body);
+  message.application_properties = event.properties;
+  message.message_annotations = annotations;
+  bytes = amqpMessage.encode(message as unknown as Message);
+  encoded.set(event, bytes);
+  return bytes;
+}
+
+/** Runtime information a reader asked for (last enqueued event), as delivery annotations: encoded per delivery. */
+function withRuntimeInfo(event: LoggedEvent, partition: Partition): Buffer {
+  const info = partition.info();
+  const message = amqpMessage.decode(toAmqp(event)) as unknown as Record<string, unknown>;
+  message.delivery_annotations = {
+    last_enqueued_sequence_number: types.wrap_long(info.lastSequenceNumber),
+    last_enqueued_offset: String(info.lastOffset),
+    last_enqueued_time_utc: new Date(info.lastEnqueuedTimeMs),
+    runtime_info_retrieval_time_utc: new Date(),
   };
-  if (withRuntimeInfo) {
-    const info = partition.info();
-    message.delivery_annotations = {
-      last_enqueued_sequence_number: types.wrap_long(info.lastSequenceNumber),
-      last_enqueued_offset: String(info.lastOffset),
-      last_enqueued_time_utc: new Date(info.lastEnqueuedTimeMs),
-      runtime_info_retrieval_time_utc: new Date(),
-    };
-  }
-  return message;
+  return amqpMessage.encode(message as unknown as Message);
 }
 
 export function partitionSender(context: LinkContext, link: Sender, address: string, partitionId: number): LinkHandler {
@@ -85,7 +92,7 @@ export function partitionSender(context: LinkContext, link: Sender, address: str
   ]
     .flat()
     .map(String);
-  const withRuntimeInfo = capabilities.includes(RUNTIME_METRIC);
+  const runtimeInfo = capabilities.includes(RUNTIME_METRIC);
   deps.log(`AMQP EVENTS ${state.label} reads ${address} from sequence number ${next}`);
 
   const pump = () => {
@@ -96,7 +103,8 @@ export function partitionSender(context: LinkContext, link: Sender, address: str
         next = Math.max(next + 1, partition.info().beginSequenceNumber);
         continue;
       }
-      link.send(toAmqp(event, partition, withRuntimeInfo) as unknown as Message);
+      // Format 0: the bytes are an encoded message already.
+      link.send(runtimeInfo ? withRuntimeInfo(event, partition) : toAmqp(event), undefined, 0);
       next++;
     }
   };
