@@ -75,7 +75,12 @@ function decode(text: string): string {
   }
 }
 
+/** Identities whose annotations are kept made (the same object each time, so the log can reuse its encoding). */
+const MAX_CACHED_IDENTITIES = 10_000;
+
 export class Telemetry {
+  private readonly annotations = new Map<string, Record<string, string | number>>();
+
   constructor(
     readonly log: EventLog,
     private readonly identities: IdentityLookup,
@@ -89,21 +94,32 @@ export class Telemetry {
     const { messageProperties, application, outputName } = parsePropertyBag(message.propertyBag);
     if (outputName !== undefined) application["iothub-outputname"] = outputName;
     const identity = this.identities.find(message.deviceId, message.moduleId);
-    const annotations: Record<string, string | number> = {
-      "iothub-connection-device-id": message.deviceId,
-      "iothub-connection-auth-method": authMethod(
-        message.moduleId === undefined ? "device" : "module",
-        message.authType ?? "sas",
-      ),
-      "iothub-connection-auth-generation-id": identity?.generationId ?? "",
-      "iothub-message-source": "Telemetry",
-    };
-    if (message.moduleId !== undefined) annotations["iothub-connection-module-id"] = message.moduleId;
+    const annotations = this.annotationsOf(message, identity?.generationId ?? "");
     return this.log.append(message.deviceId, {
       body: message.body,
       properties: application,
       messageProperties,
       annotations,
     });
+  }
+
+  /** The annotations IoT Hub stamps on every message of one identity (connection, auth method, generation). */
+  private annotationsOf(message: DeviceToCloudMessage, generationId: string): Record<string, string | number> {
+    const key = `${message.deviceId}\n${message.moduleId ?? ""}\n${message.authType ?? ""}\n${generationId}`;
+    let annotations = this.annotations.get(key);
+    if (annotations) return annotations;
+    annotations = {
+      "iothub-connection-device-id": message.deviceId,
+      "iothub-connection-auth-method": authMethod(
+        message.moduleId === undefined ? "device" : "module",
+        message.authType ?? "sas",
+      ),
+      "iothub-connection-auth-generation-id": generationId,
+      "iothub-message-source": "Telemetry",
+    };
+    if (message.moduleId !== undefined) annotations["iothub-connection-module-id"] = message.moduleId;
+    if (this.annotations.size >= MAX_CACHED_IDENTITIES) this.annotations.clear();
+    this.annotations.set(key, Object.freeze(annotations) as Record<string, string | number>);
+    return annotations;
   }
 }

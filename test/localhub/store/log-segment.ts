@@ -31,8 +31,17 @@ export interface DecodedRecord {
 // Record layout: u32 size of what follows the first 8 bytes, u32 CRC-32 of it, u32 header length, header JSON, body.
 const PREFIX = 8;
 
+/** Annotation objects repeat for every message of an identity: their JSON is made once per object. */
+const annotationJson = new WeakMap<object, string>();
+
+function headerJson(header: RecordHeader): string {
+  let annotations = annotationJson.get(header.a);
+  if (annotations === undefined) annotationJson.set(header.a, (annotations = JSON.stringify(header.a)));
+  return `{"s":${header.s},"t":${header.t},"p":${JSON.stringify(header.p)},"m":${JSON.stringify(header.m)},"a":${annotations}}`;
+}
+
 export function encodeRecord(header: RecordHeader, body: Buffer): Buffer {
-  const json = Buffer.from(JSON.stringify(header));
+  const json = Buffer.from(headerJson(header));
   const record = Buffer.allocUnsafe(PREFIX + 4 + json.length + body.length);
   record.writeUInt32BE(4 + json.length + body.length, 0);
   record.writeUInt32BE(json.length, PREFIX);
