@@ -17,7 +17,7 @@ export function feedbackSender(context: LinkContext, link: Sender): LinkHandler 
   const inFlight = new Map<Delivery, string>();
 
   const pump = () => {
-    while (link.sendable()) {
+    while (link.sendable() && !state.congested()) {
       const batch = queue.takeFeedback();
       if (!batch) return;
       const delivery = link.send({

@@ -7,6 +7,7 @@ import type { Message, Sender } from "rhea";
 import { message as amqpMessage, types } from "rhea";
 import { HubError } from "../../core/errors";
 import type { LoggedEvent, Partition } from "../../store/event-log";
+import { refuse } from "./conditions";
 import type { LinkContext, LinkHandler } from "./server";
 
 const SELECTOR = "apache.org:selector-filter:string";
@@ -95,8 +96,10 @@ export function partitionSender(context: LinkContext, link: Sender, address: str
   const runtimeInfo = capabilities.includes(RUNTIME_METRIC);
   deps.log(`AMQP EVENTS ${state.label} reads ${address} from sequence number ${next}`);
 
+  let refused = false;
   const pump = () => {
-    while (link.sendable() && next < partition.endSequence) {
+    if (refused || !authorized()) return;
+    while (link.sendable() && next < partition.endSequence && !state.congested()) {
       const event = partition.event(next);
       if (!event) {
         // Retention removed it while the reader was behind: continue at the oldest event still kept.
@@ -106,6 +109,17 @@ export function partitionSender(context: LinkContext, link: Sender, address: str
       // Format 0: the bytes are an encoded message already.
       link.send(runtimeInfo ? withRuntimeInfo(event, partition) : toAmqp(event), undefined, 0);
       next++;
+    }
+  };
+  /** A token that expired while the link was open ends the link, as on the real hub (clients renew in time). */
+  const authorized = () => {
+    try {
+      state.grants.require(address, "ServiceConnect");
+      return true;
+    } catch (err) {
+      refused = true;
+      refuse(context, link, "amqp:unauthorized-access", (err as Error).message);
+      return false;
     }
   };
   const onAppended = (id: number) => id === partitionId && pump();

@@ -20,6 +20,8 @@ const MAX_CONNECTIONS = 1024;
 const MAX_FRAME_SIZE = 65_536;
 const MAX_FRAME_GUARD = 4 * MAX_FRAME_SIZE;
 const IDLE_TIMEOUT_MS = 120_000;
+/** Bytes written to a client and not yet taken by it; past this, event readers pause until it drains. */
+const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
 
 export interface AmqpEdgeDeps {
   core: HubCore;
@@ -53,6 +55,8 @@ export interface ConnectionState {
   label: string;
   grants: ConnectionGrants;
   handlers: Set<LinkHandler>;
+  /** True while the client has not read what was sent to it: senders wait for 'drain' (they get onSendable). */
+  congested(): boolean;
 }
 
 /** Rhea reads and writes this shape; adapting a Duplex ourselves lets us watch the bytes before rhea buffers them. */
@@ -154,7 +158,13 @@ export class AmqpEdge {
       idle_time_out: IDLE_TIMEOUT_MS,
       receiver_options: { autoaccept: false, credit_window: 100 },
     } as never);
-    const state: ConnectionState = { label, grants: new ConnectionGrants(), handlers: new Set() };
+    const state: ConnectionState = {
+      label,
+      grants: new ConnectionGrants(),
+      handlers: new Set(),
+      congested: () => stream.writableLength > MAX_UNREAD_BYTES,
+    };
+    stream.on("drain", () => state.handlers.forEach((handler) => handler.onSendable?.()));
     this.connections.set(connection, state);
     this.streams.add(stream);
     stream.on("close", () => {
