@@ -1,9 +1,5 @@
-import {
-  CloudToDeviceQueue,
-  CloudToDeviceRecord,
-  MAX_MESSAGES_PER_DEVICE,
-  deviceboundTopic,
-} from "../localhub/core/cloud-to-device";
+import { CloudToDeviceQueue, CloudToDeviceRecord, MAX_MESSAGES_PER_DEVICE } from "../localhub/core/cloud-to-device";
+import { deviceboundTopic } from "../localhub/edges/mqtt/cloud-to-device";
 import { JournalStore, MemoryStore } from "../localhub/store/journal";
 import { tempDir } from "../helpers/hub";
 

@@ -302,25 +302,3 @@ export class CloudToDeviceQueue extends EventEmitter {
     clearTimeout(this.expiryTimer);
   }
 }
-
-/**
- * The MQTT topic IoT Hub publishes a message on: `devices/{id}/messages/devicebound/{properties}`, the properties
- * URL-encoded (`$.mid`, `$.cid`, `$.to`, `$.ct`, `$.ce`, `$.uid`, `iothub-ack`, then the application properties).
- */
-export function deviceboundTopic(message: CloudToDeviceMessage): string {
-  const pairs: [string, string | undefined][] = [
-    ["$.mid", message.messageId],
-    ["$.cid", message.correlationId],
-    ["$.uid", message.userId],
-    ["$.to", `/devices/${message.deviceId}/messages/deviceBound`],
-    ["$.ct", message.contentType],
-    ["$.ce", message.contentEncoding],
-    ["iothub-ack", message.ack],
-    ...Object.entries(message.properties),
-  ];
-  const properties = pairs
-    .filter((pair): pair is [string, string] => pair[1] !== undefined && pair[1] !== "")
-    .map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`)
-    .join("&");
-  return `devices/${message.deviceId}/messages/devicebound/${properties}`;
-}

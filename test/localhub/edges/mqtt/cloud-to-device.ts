@@ -4,7 +4,7 @@
  * acknowledged when the connection ends stays queued and goes out again on the next connection.
  */
 import type { IPubackPacket } from "mqtt-packet";
-import { CloudToDeviceQueue, deviceboundTopic } from "../../core/cloud-to-device";
+import type { CloudToDeviceMessage, CloudToDeviceQueue } from "../../core/cloud-to-device";
 import type { Session } from "./session";
 import { topicMatches } from "./topics";
 
@@ -70,4 +70,26 @@ export async function onCloudToDevicePuback(
   await queue.complete(session.deviceId, lockToken);
   session.edge.log(`MQTT C2D ${session.key} packet ${packet.messageId} completed`);
   deliverCloudToDevice(session, queue);
+}
+
+/**
+ * The MQTT topic IoT Hub publishes a message on: `devices/{id}/messages/devicebound/{properties}`, the properties
+ * URL-encoded (`$.mid`, `$.cid`, `$.to`, `$.ct`, `$.ce`, `$.uid`, `iothub-ack`, then the application properties).
+ */
+export function deviceboundTopic(message: CloudToDeviceMessage): string {
+  const pairs: [string, string | undefined][] = [
+    ["$.mid", message.messageId],
+    ["$.cid", message.correlationId],
+    ["$.uid", message.userId],
+    ["$.to", `/devices/${message.deviceId}/messages/deviceBound`],
+    ["$.ct", message.contentType],
+    ["$.ce", message.contentEncoding],
+    ["iothub-ack", message.ack],
+    ...Object.entries(message.properties),
+  ];
+  const properties = pairs
+    .filter((pair): pair is [string, string] => pair[1] !== undefined && pair[1] !== "")
+    .map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`)
+    .join("&");
+  return `devices/${message.deviceId}/messages/devicebound/${properties}`;
 }
