@@ -70,8 +70,10 @@ function redirect(map, args) {
   let options;
   /** @type {unknown[]} */
   let rest;
-  if (Array.isArray(first)) [options, ...rest] = first;
-  else if (typeof first === "object" && first !== null) [options, ...rest] = args;
+  if (Array.isArray(first)) {
+    options = first[0];
+    rest = first.slice(1);
+  } else if (typeof first === "object" && first !== null) [options, ...rest] = args;
   else {
     const host = typeof args[1] === "string" ? args[1] : undefined;
     options = { port: first, host };

@@ -202,7 +202,9 @@ describe("in the process that loads it", () => {
     // rhea opens only once TLS has verified the certificate (for localhost) and our server has answered.
     await new Promise((resolve, reject) => {
       connection.once("connection_open", resolve);
-      connection.once("disconnected", (context: EventContext) => reject(context.error));
+      connection.once("disconnected", (context: EventContext) =>
+        reject(new Error(`rhea did not connect: ${String(context.error)}`)),
+      );
     });
     connection.close();
   });
