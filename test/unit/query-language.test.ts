@@ -178,6 +178,8 @@ describe("twin queries the local hub refuses with 400", () => {
         "SELECT * FROM devices WHERE deviceId = " + "-".repeat(5000) + "1",
         /nested deeper than 32/,
       ],
+      [`a chain of 1,001 ORs`, "SELECT * FROM devices WHERE 1" + " OR 1".repeat(1001), /more than 1000 operators/],
+      [`a NUL character`, "SELECT * FROM devices WHERE \u0000", /unexpected character U\+0000 at column 29/],
       [
         `a query of 8,241 characters`,
         `SELECT * FROM devices WHERE deviceId = '${"x".repeat(8200)}'`,

@@ -46,7 +46,7 @@ export function tokenize(text: string): Token[] {
       i = j;
     } else {
       const op = OPERATORS.find((o) => text.startsWith(o, i));
-      if (!op) throw invalid(`unexpected character '${c}' at column ${i + 1}`);
+      if (!op) throw invalid(`unexpected character ${printable(c)} at column ${i + 1}`);
       tokens.push({ kind: "op", text: op, at: i + 1 });
       i += op.length;
     }
@@ -95,6 +95,12 @@ function readNumber(text: string, start: number, tokens: Token[]): number {
   if (!Number.isFinite(value)) throw invalid(`number out of range at column ${start + 1}`);
   tokens.push({ kind: "number", text: literal, value, at: start + 1 });
   return end;
+}
+
+/** Control and non-ASCII characters by code point, so an error line stays one readable line. */
+function printable(c: string): string {
+  const code = c.charCodeAt(0);
+  return code < 0x20 || code > 0x7e ? `U+${code.toString(16).toUpperCase().padStart(4, "0")}` : `'${c}'`;
 }
 
 /** Every query error reads the same way, so a user can tell a query problem from any other 400. */

@@ -18,6 +18,8 @@ import { type Token, invalid, tokenize } from "./lexer";
 
 /** Parentheses and NOTs nest by recursion: a bound keeps a hostile query from exhausting the stack. */
 const MAX_NESTING = 32;
+/** A chain `a OR b OR ...` compiles to closures nested as deep as it is long: the same reason bounds it. */
+const MAX_OPERATORS = 1000;
 
 const COMPARE: Record<string, CompareOp> = {
   "=": "=",
@@ -52,6 +54,7 @@ export function parseQuery(text: string): QueryAst {
 class Parser {
   private i = 0;
   private depth = 0;
+  private operators = 0;
 
   constructor(private readonly tokens: Token[]) {}
 
@@ -130,14 +133,16 @@ class Parser {
   private expression(): Expr {
     if (++this.depth > MAX_NESTING) throw invalid(`expression nested deeper than ${MAX_NESTING} levels`);
     let left = this.conjunction();
-    while (this.acceptWord("OR")) left = { kind: "logical", op: "OR", left, right: this.conjunction() };
+    while (this.acceptWord("OR") && this.counted())
+      left = { kind: "logical", op: "OR", left, right: this.conjunction() };
     this.depth--;
     return left;
   }
 
   private conjunction(): Expr {
     let left = this.negation();
-    while (this.acceptWord("AND")) left = { kind: "logical", op: "AND", left, right: this.negation() };
+    while (this.acceptWord("AND") && this.counted())
+      left = { kind: "logical", op: "AND", left, right: this.negation() };
     return left;
   }
 
@@ -176,6 +181,7 @@ class Parser {
     let left = this.multiplicative();
     for (let t = this.peek(); t.text === "+" || t.text === "-"; t = this.peek()) {
       this.i++;
+      this.counted();
       left = { kind: "arith", op: t.text as ArithOp, left, right: this.multiplicative() };
     }
     return left;
@@ -185,6 +191,7 @@ class Parser {
     let left = this.unary();
     for (let t = this.peek(); t.text === "*" || t.text === "/" || t.text === "%"; t = this.peek()) {
       this.i++;
+      this.counted();
       left = { kind: "arith", op: t.text as ArithOp, left, right: this.unary() };
     }
     return left;
@@ -277,6 +284,11 @@ class Parser {
     if (word === "GROUP") throw invalid(`'group' is a keyword (column ${t.at}): write the property as [[group]]`);
     if (CLAUSE_WORDS.has(word)) throw this.unexpected(t, "a property name");
     return t.text;
+  }
+
+  private counted(): true {
+    if (++this.operators > MAX_OPERATORS) throw invalid(`more than ${MAX_OPERATORS} operators: split the query`);
+    return true;
   }
 
   private peek(): Token {
