@@ -1,6 +1,6 @@
 /**
- * Splits twin query text into tokens: the lexical rules of the IoT Hub query language (identifiers with `$`, `[[...]]`
- * escaped names, strings in either quote with the documented escapes, decimal and 0x numbers, operators).
+ * Twin query text as a stream of tokens: identifiers (with `$`), `[[...]]` escaped names, strings in either quote with
+ * the documented escapes, decimal and 0x numbers, operators; and the cursor the parser reads them with.
  */
 import { badRequest } from "../errors";
 
@@ -95,6 +95,50 @@ function readNumber(text: string, start: number, tokens: Token[]): number {
   if (!Number.isFinite(value)) throw invalid(`number out of range at column ${start + 1}`);
   tokens.push({ kind: "number", text: literal, value, at: start + 1 });
   return end;
+}
+
+/** Reads tokens with one token of lookahead; every "expected X, found Y" message is made here. */
+export class TokenStream {
+  protected i = 0;
+
+  constructor(protected readonly tokens: Token[]) {}
+
+  protected peek(): Token {
+    return this.tokens[this.i];
+  }
+
+  protected next(): Token {
+    const t = this.tokens[this.i];
+    if (t.kind !== "end") this.i++;
+    return t;
+  }
+
+  protected acceptWord(word: string): boolean {
+    const t = this.peek();
+    if (t.kind !== "ident" || t.text.toUpperCase() !== word) return false;
+    this.i++;
+    return true;
+  }
+
+  protected expectWord(word: string): void {
+    if (!this.acceptWord(word)) throw this.unexpected(this.peek(), word);
+  }
+
+  protected acceptOp(op: string): boolean {
+    const t = this.peek();
+    if (t.kind !== "op" || t.text !== op) return false;
+    this.i++;
+    return true;
+  }
+
+  protected expectOp(op: string): void {
+    if (!this.acceptOp(op)) throw this.unexpected(this.peek(), `'${op}'`);
+  }
+
+  protected unexpected(t: Token, wanted: string) {
+    const found = t.kind === "end" ? "the end of the query" : `'${t.kind === "string" ? "string" : t.text}'`;
+    return invalid(`expected ${wanted} at column ${t.at}, found ${found}`);
+  }
 }
 
 /** Control and non-ASCII characters by code point, so an error line stays one readable line. */

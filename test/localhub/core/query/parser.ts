@@ -14,7 +14,7 @@ import type {
   SelectItem,
   Value,
 } from "./ast";
-import { type Token, invalid, tokenize } from "./lexer";
+import { type Token, TokenStream, invalid, tokenize } from "./lexer";
 
 /** Parentheses and NOTs nest by recursion: a bound keeps a hostile query from exhausting the stack. */
 const MAX_NESTING = 32;
@@ -51,12 +51,9 @@ export function parseQuery(text: string): QueryAst {
   return new Parser(tokenize(text)).query();
 }
 
-class Parser {
-  private i = 0;
+class Parser extends TokenStream {
   private depth = 0;
   private operators = 0;
-
-  constructor(private readonly tokens: Token[]) {}
 
   query(): QueryAst {
     this.expectWord("SELECT");
@@ -289,42 +286,5 @@ class Parser {
   private counted(): true {
     if (++this.operators > MAX_OPERATORS) throw invalid(`more than ${MAX_OPERATORS} operators: split the query`);
     return true;
-  }
-
-  private peek(): Token {
-    return this.tokens[this.i];
-  }
-
-  private next(): Token {
-    const t = this.tokens[this.i];
-    if (t.kind !== "end") this.i++;
-    return t;
-  }
-
-  private acceptWord(word: string): boolean {
-    const t = this.peek();
-    if (t.kind !== "ident" || t.text.toUpperCase() !== word) return false;
-    this.i++;
-    return true;
-  }
-
-  private expectWord(word: string): void {
-    if (!this.acceptWord(word)) throw this.unexpected(this.peek(), word);
-  }
-
-  private acceptOp(op: string): boolean {
-    const t = this.peek();
-    if (t.kind !== "op" || t.text !== op) return false;
-    this.i++;
-    return true;
-  }
-
-  private expectOp(op: string): void {
-    if (!this.acceptOp(op)) throw this.unexpected(this.peek(), `'${op}'`);
-  }
-
-  private unexpected(t: Token, wanted: string) {
-    const found = t.kind === "end" ? "the end of the query" : `'${t.kind === "string" ? "string" : t.text}'`;
-    return invalid(`expected ${wanted} at column ${t.at}, found ${found}`);
   }
 }
