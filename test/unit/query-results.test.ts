@@ -1,5 +1,5 @@
 import { HubError } from "../localhub/core/errors";
-import { type QueryPage, type QuerySources, runQuery } from "../localhub/core/query";
+import { type QueryPage, type QuerySources, runQuery, twinKey } from "../localhub/core/query";
 import type { Json, JsonObject } from "../localhub/core/twin-document";
 
 function twin(deviceId: string, reported: JsonObject = {}, tags?: JsonObject): JsonObject {
@@ -162,6 +162,26 @@ describe("twin query paging", () => {
       expect(err.status).toBe(400);
       expect(err.message).toMatch(why);
     }
+  });
+
+  it("read only the twins a page needs from ordered sources, and page them as unordered ones", () => {
+    const devices = numbered(1000);
+    let read = 0;
+    const ordered: QuerySources = {
+      *devices(after = "") {
+        for (const t of devices) if (twinKey(t.deviceId as string) > after) yield (read++, t);
+      },
+      modules: () => [],
+      ordered: true,
+    };
+    const query = "SELECT deviceId FROM devices WHERE properties.reported.i % 2 = 0";
+    const first = runQuery(query, ordered, { maxItemCount: 10 });
+    expect(read).toBe(21); // ten even twins, and the next even one to know that more remain
+    const unordered = over([...devices].reverse());
+    expect(allPages(query, ordered, 100).map((p) => p.items)).toEqual(
+      allPages(query, unordered, 100).map((p) => p.items),
+    );
+    expect(first.items).toEqual(allPages(query, unordered, 10)[0].items);
   });
 
   it("query module twins in device then module order", () => {

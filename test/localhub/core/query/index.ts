@@ -20,9 +20,19 @@ const CACHE_SIZE = 64;
 
 export interface QuerySources {
   /** Service twin JSON, as GET /twins/{id} returns it. */
-  devices(): Iterable<JsonObject>;
+  devices(after?: string): Iterable<JsonObject>;
   /** Service module twin JSON, as GET /twins/{id}/modules/{mid} returns it. */
-  modules(): Iterable<JsonObject>;
+  modules(after?: string): Iterable<JsonObject>;
+  /**
+   * True when both yield twins in `twinKey` order, from the first after `after`: a page then stops as soon as it is
+   * full instead of reading (and building) every twin. Sources that are not ordered are read whole and sorted.
+   */
+  ordered?: boolean;
+}
+
+/** The order of query results: device id, then module id. IDs are printable ASCII, so NUL keeps that order. */
+export function twinKey(deviceId: string, moduleId?: string): string {
+  return deviceId + "\u0000" + (moduleId ?? "");
 }
 
 export interface QueryPage {
@@ -55,12 +65,12 @@ export function runQuery(
   const { ast, where, selection } = query;
   const top = ast.top ?? Infinity;
   const limit = Math.max(0, Math.min(pageSize, top - cursor.returned));
-  const twins = ast.from === "devices" ? sources.devices() : sources.modules();
+  const read = (after?: string) => (ast.from === "devices" ? sources.devices(after) : sources.modules(after));
   const itemType = selection.kind === "twins" ? "twin" : "raw";
 
   if (selection.kind === "aggregate") {
     if (cursor.offset === undefined) throw badRequest("x-ms-continuation is not valid for this query: start it again");
-    const rows = selection.rows(where ? filter(twins, where) : twins);
+    const rows = selection.rows(where ? filter(read(), where) : read());
     const items = rows.slice(cursor.offset, cursor.offset + limit);
     const next = { offset: cursor.offset + items.length, returned: cursor.returned + items.length };
     const more = next.offset < rows.length && next.returned < top;
@@ -73,12 +83,14 @@ export function runQuery(
   const after = cursor.after;
   const matches: { key: string; twin: JsonObject }[] = [];
   if (limit > 0) {
-    for (const twin of twins) {
+    for (const twin of read(after)) {
       const key = sortKey(twin);
-      if (key > after && (!where || where(twin))) matches.push({ key, twin });
+      if (key <= after || (where && !where(twin))) continue;
+      matches.push({ key, twin });
+      if (sources.ordered && matches.length > limit) break; // one more than the page: proof that more remain
     }
   }
-  matches.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  if (!sources.ordered) matches.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const chosen = matches.slice(0, limit);
   const items = selection.kind === "twins" ? chosen.map((m) => m.twin) : chosen.map((m) => selection.project(m.twin));
   const returned = cursor.returned + items.length;
@@ -114,9 +126,9 @@ function* filter(twins: Iterable<JsonObject>, where: (twin: JsonObject) => boole
   for (const twin of twins) if (where(twin)) yield twin;
 }
 
-/** IDs are printable ASCII, so NUL separates device and module id without changing their order. */
 function sortKey(twin: JsonObject): string {
-  const deviceId = typeof twin.deviceId === "string" ? twin.deviceId : "";
-  const moduleId = typeof twin.moduleId === "string" ? twin.moduleId : "";
-  return deviceId + "\u0000" + moduleId;
+  return twinKey(
+    typeof twin.deviceId === "string" ? twin.deviceId : "",
+    typeof twin.moduleId === "string" ? twin.moduleId : undefined,
+  );
 }
