@@ -3,6 +3,7 @@
  * which resource (for the token's scope). One entry per operation the real hub's Node SDK uses.
  */
 import type { HubCore } from "../../core/hub-core";
+import { queryTwins } from "../../core/query/hub-query";
 import type { Permission } from "../../core/records";
 import type { Json } from "../../core/twin-document";
 
@@ -53,6 +54,16 @@ export function route(core: HubCore, method: string, segments: string[]): Route 
     if (method === "GET") return make(READ, false, (r) => identities.listDevices(Number(r.query.get("top") ?? 1000)));
     if (method === "POST") return make(WRITE, true, (r) => core.bulk(r.body));
     return null;
+  }
+  if (collection === "devices" && deviceId === "query" && sub === undefined && method === "POST") {
+    // Twin queries read the whole registry: RegistryRead or ServiceConnect, on the hub-wide resource.
+    const run: Route["run"] = async (r) => {
+      const page = await queryTwins(core, r.body, r.headers);
+      const headers: Record<string, string> = { "x-ms-item-type": page.itemType };
+      if (page.continuation) headers["x-ms-continuation"] = page.continuation; // absent means "last page"
+      return new JsonWithHeaders(page.items, headers);
+    };
+    return { needs: TWIN_READ, resource: "devices", hasBody: true, run };
   }
   if (collection === "devices" && sub === undefined) {
     if (method === "GET") return make(READ, false, () => identities.getDevice(deviceId));
