@@ -146,7 +146,7 @@ export async function openRawReader(
       filter: {
         "apache.org:selector-filter:string": types.wrap_described(
           `amqp.annotation.x-opt-sequence-number > '${afterSequenceNumber}'`,
-          0x137000000000000a,
+          77567109365764 /* 0x468C00000004, the selector filter descriptor */,
         ),
       },
     },

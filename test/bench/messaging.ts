@@ -3,12 +3,11 @@
  * them all back), end-to-end telemetry latency (device send -> consumer receive) and C2D latency (service send ->
  * device receive). Runs against a hub that is already up (bench.ts starts it as its own process).
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { Client as ServiceClient, Registry } from "azure-iothub";
 import { Message } from "azure-iot-device";
 import { EventHubConsumerClient, ReceivedEventData } from "@azure/event-hubs";
+import { setPortMap } from "../localhub/port-redirect.cjs";
 import { blast, connectDevice, connectSender, field, openRawReader } from "./messaging-clients";
 
 export interface MessagingBenchOptions {
@@ -20,7 +19,8 @@ export interface MessagingBenchOptions {
   /** Messages timed one at a time for the latencies (default 500 each). */
   latencySamples?: number;
   mqttPort?: number;
-  /** When not 5671, the service SDK (which always dials 5671) is pointed here through port-redirect.cjs. */
+  /** When not 5671, the service SDK (which always dials 5671) is pointed here through port-redirect.cjs (which
+   * replaces this process's whole port map). */
   amqpPort?: number;
   log?: (line: string) => void;
 }
@@ -52,11 +52,7 @@ export async function measureMessaging(options: MessagingBenchOptions): Promise<
   const samples = options.latencySamples ?? 500;
   const host = field(options.iotHubConnectionString, "HostName");
   const mqttPort = options.mqttPort ?? 8883;
-  if (options.amqpPort !== undefined && options.amqpPort !== 5671) {
-    const redirect = path.join(__dirname, "../localhub/port-redirect.cjs");
-    if (!fs.existsSync(redirect)) throw new Error("the service SDK only dials 5671: port-redirect.cjs is needed");
-    (require(redirect) as { setPortMap(map: Record<number, number>): void }).setPortMap({ 5671: options.amqpPort });
-  }
+  if (options.amqpPort !== undefined && options.amqpPort !== 5671) setPortMap({ 5671: options.amqpPort });
 
   const registry = Registry.fromConnectionString(options.iotHubConnectionString);
   const ids = Array.from({ length: devices + 1 }, (_, i) => `bench-msg-${i}`);
@@ -66,7 +62,7 @@ export async function measureMessaging(options: MessagingBenchOptions): Promise<
       (r) => r.responseBody,
       async () => (await registry.get(deviceId)).responseBody,
     );
-    keys.set(deviceId, device.authentication!.symmetricKey!.primaryKey!);
+    keys.set(deviceId, device.authentication!.symmetricKey!.primaryKey);
   }
   const clients = [await connectDevice(host, mqttPort, ids[0], keys.get(ids[0])!)];
   const senders = await Promise.all(ids.slice(1).map((id) => connectSender(host, mqttPort, id, keys.get(id)!)));
@@ -84,14 +80,15 @@ export async function measureMessaging(options: MessagingBenchOptions): Promise<
     let onEvent: (event: ReceivedEventData) => void = () => {};
     const subscription = consumer.subscribe(
       {
-        processEvents: async (events) => {
+        processEvents: (events) => {
           for (const event of events) {
             if (event.properties?.run !== tag) continue;
             received++;
             onEvent(event);
           }
+          return Promise.resolve();
         },
-        processError: async (err) => log(`consumer error: ${err.message}`),
+        processError: (err) => Promise.resolve(log(`consumer error: ${err.message}`)),
       },
       { startPosition: start, maxBatchSize: 1000, maxWaitTimeInSeconds: 0.01 },
     );
@@ -119,7 +116,8 @@ export async function measureMessaging(options: MessagingBenchOptions): Promise<
       clients[0].publishAsync(`devices/${ids[0]}/messages/events/run=${tag}`, JSON.stringify({ t: now() }), {
         qos: 1,
       });
-    const sentAt = (body: unknown) => JSON.parse(Buffer.from((body as { content: Buffer }).content).toString()).t;
+    const sentAt = (body: unknown) =>
+      (JSON.parse(Buffer.from((body as { content: Buffer }).content).toString()) as { t: number }).t;
     let arrivedRaw: (at: number) => void = () => {};
     const readers = await Promise.all(
       partitionIds.map((id) =>
@@ -143,8 +141,8 @@ export async function measureMessaging(options: MessagingBenchOptions): Promise<
     let arrivedAt: (event: ReceivedEventData) => void = () => {};
     const single = consumer.subscribe(
       {
-        processEvents: async (events) => events.forEach((event) => arrivedAt(event)),
-        processError: async (err) => log(`consumer error: ${err.message}`),
+        processEvents: (events) => Promise.resolve(events.forEach((event) => arrivedAt(event))),
+        processError: (err) => Promise.resolve(log(`consumer error: ${err.message}`)),
       },
       { startPosition: position, maxBatchSize: 1, maxWaitTimeInSeconds: 1 },
     );

@@ -115,7 +115,10 @@ describe("Event Hubs-compatible endpoint", () => {
     let failure: Error | undefined;
     const subscription = client.subscribe(
       "0",
-      { processEvents: async () => {}, processError: async (err) => void (failure ??= err) },
+      {
+        processEvents: () => Promise.resolve(),
+        processError: (err) => Promise.resolve(void (failure ??= err)),
+      },
       { startPosition: earliestEventPosition },
     );
     await eventually(() => failure !== undefined, "the refusal");

@@ -35,7 +35,7 @@ async function newDevice(deviceId: string): Promise<string> {
 
 /** A device client collecting what it receives (it completes each message, as a device app does). */
 async function openDevice(connectionString: string, transport: unknown = Mqtt) {
-  const client = DeviceClient.fromConnectionString(connectionString, transport as never);
+  const client = DeviceClient.fromConnectionString(connectionString, transport);
   const received: Message[] = [];
   client.on("message", (message: Message) => {
     received.push(message);

@@ -1,5 +1,4 @@
 /** Telemetry and cloud-to-device messages the hub acknowledged survive a kill -9 of the hub process. */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
 import { Client as ServiceClient, Registry } from "azure-iothub";
@@ -8,8 +7,7 @@ import { Mqtt } from "azure-iot-device-mqtt";
 import { EventHubConsumerClient, ReceivedEventData, earliestEventPosition } from "@azure/event-hubs";
 import { NODE_WITH_TSX } from "../helpers/paths";
 import { eventually, tempDir } from "../helpers/hub";
-
-const REDIRECT = path.join(__dirname, "../localhub/port-redirect.cjs");
+import { setPortMap } from "../localhub/port-redirect.cjs";
 
 interface Running {
   child: ChildProcess;
@@ -30,21 +28,14 @@ async function startHubProcess(dataDir: string): Promise<Running> {
   children.push(child);
   const line = await new Promise<string>((resolve, reject) => {
     let output = "";
-    child.stdout!.on("data", (chunk) => {
+    child.stdout.on("data", (chunk) => {
       output += chunk;
       if (output.includes("\n")) resolve(output.split("\n")[0]);
     });
     child.once("exit", (code) => reject(new Error(`the hub process exited with ${code}`)));
   });
   const running = { child, ...JSON.parse(line) } as Running;
-  // Without the port-redirect preload the hub process took the real ports (run under the port lock).
-  if (fs.existsSync(REDIRECT)) {
-    (require(REDIRECT) as { setPortMap(map: Record<number, number>): void }).setPortMap({
-      443: running.ports.https,
-      8883: running.ports.mqtt,
-      5671: running.ports.amqp,
-    });
-  }
+  setPortMap({ 443: running.ports.https, 8883: running.ports.mqtt, 5671: running.ports.amqp });
   return running;
 }
 
@@ -60,7 +51,7 @@ it("keeps every acknowledged telemetry message and queued C2D message through a 
   let hub = await startHubProcess(dataDir);
   const registry = Registry.fromConnectionString(hub.iotHub);
   const device = (await registry.create({ deviceId: "durable-dev" })).responseBody;
-  const key = device.authentication!.symmetricKey!.primaryKey!;
+  const key = device.authentication!.symmetricKey!.primaryKey;
   const client = DeviceClient.fromConnectionString(
     `HostName=localhost;DeviceId=durable-dev;SharedAccessKey=${key}`,
     Mqtt,
@@ -79,7 +70,10 @@ it("keeps every acknowledged telemetry message and queued C2D message through a 
   const consumer = new EventHubConsumerClient("$Default", hub.eventHub);
   const events: ReceivedEventData[] = [];
   const subscription = consumer.subscribe(
-    { processEvents: async (batch) => void events.push(...batch), processError: async () => {} },
+    {
+      processEvents: (batch) => Promise.resolve(void events.push(...batch)),
+      processError: () => Promise.resolve(),
+    },
     { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 },
   );
   try {

@@ -1,15 +1,14 @@
 /**
- * A hub with its messaging (AMQP edge, C2D queue, event log) for the messaging tests, on free ports when the
- * port-redirect preload is there (the service SDK only dials 5671, 443 and 8883), else on the real ports: then run
- * the tests under the port lock. Works whether hub.ts starts the messaging itself or not yet.
+ * A hub with its messaging (AMQP edge, C2D queue, event log) for the messaging tests, on free ports that the SDKs
+ * reach as localhost:443, 8883 and 5671 through port-redirect.cjs. Works whether hub.ts starts the messaging
+ * itself or not yet.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { copyTestCertificates, tempDir } from "../helpers/hub";
 import { Hub, HubOptions, startHub } from "../localhub/hub";
 import { Messaging, MessagingOptions, startMessaging } from "../localhub/edges/amqp/messaging";
-
-const REDIRECT = path.join(__dirname, "../localhub/port-redirect.cjs");
+import { setPortMap } from "../localhub/port-redirect.cjs";
 
 export interface MessagingHub {
   hub: Hub;
@@ -24,11 +23,14 @@ export async function startMessagingHub(
   options: Pick<MessagingOptions, "log" | "inMemory"> = {},
 ): Promise<MessagingHub> {
   copyTestCertificates(dataDir);
-  const redirect = fs.existsSync(REDIRECT)
-    ? (require(REDIRECT) as { setPortMap(map: Record<number, number>): void })
-    : undefined;
-  const hubOptions: HubOptions & { amqpPort?: number } = { dataDir, log: options.log, inMemory: options.inMemory };
-  if (redirect) Object.assign(hubOptions, { httpsPort: 0, mqttPort: 0, amqpPort: 0 });
+  const hubOptions: HubOptions & { amqpPort?: number } = {
+    dataDir,
+    log: options.log,
+    inMemory: options.inMemory,
+    httpsPort: 0,
+    mqttPort: 0,
+    amqpPort: 0,
+  };
   const hub = await startHub(hubOptions);
   const wired = (hub as Hub & { messaging?: Messaging }).messaging;
   let messaging: Messaging;
@@ -43,13 +45,13 @@ export async function startMessagingHub(
           key: fs.readFileSync(path.join(dataDir, "server-key.pem"), "utf8"),
           cert: fs.readFileSync(path.join(dataDir, "server.pem"), "utf8"),
         },
-        amqpPort: redirect ? 0 : undefined,
+        amqpPort: 0,
       }));
   } catch (err) {
     await hub.stop();
     throw err;
   }
-  redirect?.setPortMap({ 443: hub.ports.https, 8883: hub.ports.mqtt, 5671: messaging.amqp.port });
+  setPortMap({ 443: hub.ports.https, 8883: hub.ports.mqtt, 5671: messaging.amqp.port });
   return {
     hub,
     messaging,

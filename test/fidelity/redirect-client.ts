@@ -41,16 +41,21 @@ export function readRedirect(iotHubConnectionString: string, port = 5671, passwo
       outcome();
     };
     connection.on("connection_error", (context: EventContext) =>
-      finish(() => reject(context.connection.error ?? new Error("connection refused"))),
+      finish(() => reject(new Error(`connection refused: ${JSON.stringify(context.connection.error)}`))),
     );
-    connection.on("disconnected", (context: EventContext) => reject(context.error ?? new Error("disconnected")));
+    connection.on("disconnected", (context: EventContext) =>
+      reject(new Error(`disconnected: ${String(context.error)}`)),
+    );
     const receiver = connection.open_receiver({ source: { address: `amqps://${host}/messages/events/$management` } });
     receiver.on("receiver_error", (context: EventContext) => {
-      const error = context.receiver?.error as { condition?: string; info?: Record<string, string> } | undefined;
+      const error = context.receiver?.error as
+        { condition?: string; description?: string; info?: Record<string, string> } | undefined;
       const address = error?.info?.address ?? "";
       const entity = /:\d+\/(.*)\/\$management/i.exec(address)?.[1];
       if (error?.condition !== "amqp:link:redirect" || !error.info?.hostname || !entity) {
-        return finish(() => reject(error));
+        return finish(() =>
+          reject(Object.assign(new Error(error?.description ?? "refused"), { condition: error?.condition })),
+        );
       }
       finish(() =>
         resolve(

@@ -119,7 +119,7 @@ export class Telemetry {
     };
     if (message.moduleId !== undefined) annotations["iothub-connection-module-id"] = message.moduleId;
     if (this.annotations.size >= MAX_CACHED_IDENTITIES) this.annotations.clear();
-    this.annotations.set(key, Object.freeze(annotations) as Record<string, string | number>);
+    this.annotations.set(key, Object.freeze(annotations));
     return annotations;
   }
 }

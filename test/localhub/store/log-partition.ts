@@ -66,7 +66,10 @@ export class Partition {
       this.nextOffset = Math.max(this.nextOffset, segment.baseOffset + segment.size);
     }
     const last = this.entries[this.entries.length - 1];
-    if (last) ((this.nextSequence = last.sequenceNumber + 1), (this.lastTime = last.time));
+    if (last) {
+      this.nextSequence = last.sequenceNumber + 1;
+      this.lastTime = last.time;
+    }
     this.firstCached = this.durableNext = this.nextSequence;
     if (!this.segments.length) this.segments.push(this.newSegment());
     this.fd = fs.openSync(this.active.file, "a");
@@ -110,7 +113,10 @@ export class Partition {
     this.nextOffset += record.length;
     return new Promise((resolve, reject) => {
       this.pending.push({ header, event, record, resolve, reject });
-      if (!this.flushing) ((this.flushing = true), setImmediate(() => this.flush()));
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => this.flush());
+      }
     });
   }
 
@@ -160,7 +166,10 @@ export class Partition {
     this.cachedBytes += item.record.length;
     while (this.cachedBytes > CACHE_BYTES_PER_PARTITION && this.firstCached < this.nextSequence) {
       const entry = this.entry(this.firstCached++);
-      if (entry?.event) ((this.cachedBytes -= entry.size), (entry.event = undefined));
+      if (entry?.event) {
+        this.cachedBytes -= entry.size;
+        entry.event = undefined;
+      }
     }
   }
 

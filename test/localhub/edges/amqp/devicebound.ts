@@ -14,7 +14,7 @@ import type { LinkContext, LinkHandler } from "./server";
 function idText(id: unknown): string | undefined {
   if (id === undefined || id === null) return undefined;
   if (Buffer.isBuffer(id)) return id.length === 16 ? uuid_to_string(id) : id.toString("utf8");
-  return String(id);
+  return typeof id === "string" || typeof id === "number" || typeof id === "bigint" ? String(id) : JSON.stringify(id);
 }
 
 function bodyBytes(body: unknown): Buffer {

@@ -26,7 +26,7 @@ export function feedbackSender(context: LinkContext, link: Sender): LinkHandler 
         content_encoding: "utf-8",
         user_id: Buffer.from(deps.core.hostName) as never,
         to: "/messages/serviceBound/feedback",
-        body: amqpMessage.data_section(Buffer.from(JSON.stringify(batch.records))),
+        body: amqpMessage.data_section(Buffer.from(JSON.stringify(batch.records))) as unknown,
       });
       inFlight.set(delivery, batch.batchId);
       deps.log(`AMQP FEEDBACK ${state.label} ${batch.records.length} records`);

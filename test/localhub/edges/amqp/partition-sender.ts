@@ -3,7 +3,7 @@
  * from the position its selector filter names (offset, sequence number or enqueued time), then live, as credit
  * allows. Consumer groups need no state on the hub: readers keep their own checkpoints.
  */
-import type { Message, Sender } from "rhea";
+import type { Sender } from "rhea";
 import { message as amqpMessage, types } from "rhea";
 import { HubError } from "../../core/errors";
 import type { LoggedEvent, Partition } from "../../store/event-log";
@@ -16,7 +16,7 @@ const RUNTIME_METRIC = "com.microsoft:enable-receiver-runtime-metric-name";
 /** The selector text of the link's source filter (rhea may hand it over described or plain). */
 function selectorOf(link: Sender): string | undefined {
   const filter = (link.source as { filter?: Record<string, unknown> } | undefined)?.filter;
-  const value = filter?.[SELECTOR] as unknown;
+  const value = filter?.[SELECTOR];
   if (typeof value === "string") return value;
   const inner = (value as { value?: unknown } | undefined)?.value;
   return typeof inner === "string" ? inner : undefined;
@@ -53,11 +53,12 @@ function toAmqp(event: LoggedEvent): Buffer {
   annotations["x-opt-offset"] = String(event.offset);
   annotations["x-opt-enqueued-time"] = enqueued;
   const message: Record<string, unknown> = Object.assign({}, event.messageProperties);
-  if (message.user_id !== undefined) message.user_id = Buffer.from(String(message.user_id));
+  const userId = event.messageProperties.user_id;
+  if (userId !== undefined) message.user_id = Buffer.from(userId);
   message.body = amqpMessage.data_section(event.body);
   message.application_properties = event.properties;
   message.message_annotations = annotations;
-  bytes = amqpMessage.encode(message as unknown as Message);
+  bytes = amqpMessage.encode(message);
   encoded.set(event, bytes);
   return bytes;
 }
@@ -72,7 +73,7 @@ function withRuntimeInfo(event: LoggedEvent, partition: Partition): Buffer {
     last_enqueued_time_utc: new Date(info.lastEnqueuedTimeMs),
     runtime_info_retrieval_time_utc: new Date(),
   };
-  return amqpMessage.encode(message as unknown as Message);
+  return amqpMessage.encode(message);
 }
 
 export function partitionSender(context: LinkContext, link: Sender, address: string, partitionId: number): LinkHandler {

@@ -22,7 +22,7 @@ export function redirectToEventHub(context: LinkContext, link: Sender, address: 
     condition: "amqp:link:redirect",
     description: `Use the Event Hubs-compatible endpoint ${target}`,
     info: { hostname: edge.endpointHost, "network-host": host, port: edge.port, address: target },
-  } as never);
+  });
 }
 
 /** The Event Hubs-compatible connection string of the hub (for `EVENTHUB_CONNECTION_STRING` in the env file). */

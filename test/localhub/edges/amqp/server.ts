@@ -95,7 +95,11 @@ export class AmqpEdge {
 
   /** Starts serving connections with the hub's state; until then (ports bound first) connections are closed. */
   serve(deps: AmqpEdgeDeps): void {
-    const mechanisms = this.container.sasl_server_mechanisms;
+    // rhea types this table as any: it maps mechanism names to factories, plus the enable_* helpers.
+    const mechanisms = this.container.sasl_server_mechanisms as {
+      enable_anonymous(): void;
+      PLAIN?: ReturnType<typeof plainMechanism>;
+    };
     mechanisms.enable_anonymous();
     mechanisms.PLAIN = plainMechanism(deps.core);
     this.served = deps;
@@ -231,9 +235,10 @@ export class AmqpEdge {
     c.on("connection_close", (context: EventContext) => this.closeConnection(context.connection));
     // Bad input of any kind ends in one log line, never in an uncaught exception.
     const complain = (what: string) => (context: EventContext | Error) => {
-      const state = "connection" in context ? stateOf(context as EventContext) : undefined;
-      const error = (context as EventContext).error ?? context;
-      this.log(`AMQP ${what} ${state?.label ?? ""}: ${(error as Error)?.message ?? String(error)}`.slice(0, 300));
+      const state = "connection" in context ? stateOf(context) : undefined;
+      const error: unknown = (context as EventContext).error ?? context;
+      const text = error instanceof Error ? error.message : JSON.stringify(error);
+      this.log(`AMQP ${what} ${state?.label ?? ""}: ${text}`.slice(0, 300));
     };
     c.on("protocol_error", complain("protocol error, connection dropped"));
     c.on("error", complain("error"));
