@@ -163,4 +163,16 @@ describe("bad bytes", () => {
       eventHubClient(running.messaging.eventHubConnectionString()).getEventHubProperties(),
     ).resolves.toBeDefined();
   });
+
+  it("refuses a message that grows past 1 MB with amqp:link:message-size-exceeded, and keeps serving", async () => {
+    const before = hubLog.length;
+    const client = serviceClient(hubConnectionString("service"));
+    await expect(client.send("dev1", new Message(Buffer.alloc(2 * 1024 * 1024, 1)))).rejects.toMatchObject({
+      name: "MessageTooLargeError",
+    });
+    expect(hubLog.slice(before).join("\n")).toMatch(/a message of more than 1048576 bytes/);
+    await expect(
+      serviceClient(hubConnectionString("service")).send("dev1", new Message("small")),
+    ).resolves.toBeDefined();
+  });
 });

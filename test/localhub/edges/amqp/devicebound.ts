@@ -5,9 +5,10 @@
  */
 import type { EventContext, Message } from "rhea";
 import { uuid_to_string } from "rhea";
-import { badRequest } from "../../core/errors";
+import { HubError, badRequest } from "../../core/errors";
 import type { CloudToDeviceInput } from "../../core/cloud-to-device";
 import { conditionOf } from "./conditions";
+import { OVERSIZED } from "./server";
 import type { LinkContext, LinkHandler } from "./server";
 
 /** rhea gives a message id as a string, a number, or 16 bytes for a UUID. */
@@ -62,6 +63,9 @@ export function deviceboundReceiver(context: LinkContext): LinkHandler {
       const delivery = event.delivery!;
       let deviceId = "?";
       (async () => {
+        if (event.message!.application_properties?.[OVERSIZED]) {
+          throw new HubError(413, "RequestEntityTooLarge", "A cloud-to-device message may hold at most 64 KB");
+        }
         deviceId = deviceOf(event.message!);
         // A token may have expired since the link opened: the hub checks at every send.
         state.grants.require("/messages/devicebound", "ServiceConnect");

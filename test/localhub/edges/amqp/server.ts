@@ -5,6 +5,7 @@
 import * as net from "node:net";
 import type { Duplex } from "node:stream";
 import { Connection, Container, EventContext, Receiver, Sender, create_container } from "rhea";
+import { message as amqpMessage } from "rhea";
 import { WebSocket, createWebSocketStream } from "ws";
 import type { HubCore } from "../../core/hub-core";
 import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
@@ -19,6 +20,8 @@ const MAX_CONNECTIONS = 1024;
 /** We announce 64 KB frames; a peer announcing a much larger one is broken or hostile. */
 const MAX_FRAME_SIZE = 65_536;
 const MAX_FRAME_GUARD = 4 * MAX_FRAME_SIZE;
+/** Larger than any message a client may send here (C2D: 64 KB; CBS and management requests: a few KB). */
+const MAX_INCOMING_MESSAGE_BYTES = 1024 * 1024;
 const IDLE_TIMEOUT_MS = 120_000;
 /** Bytes written to a client and not yet taken by it; past this, event readers pause until it drains. */
 const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
@@ -57,6 +60,28 @@ export interface ConnectionState {
   handlers: Set<LinkHandler>;
   /** True while the client has not read what was sent to it: senders wait for 'drain' (they get onSendable). */
   congested(): boolean;
+}
+
+/** What an oversized message becomes: its links see this marker and refuse the delivery (devicebound.ts). */
+export const OVERSIZED = "x-local-hub-oversized";
+const OVERSIZED_PLACEHOLDER = amqpMessage.encode({ body: null, application_properties: { [OVERSIZED]: true } });
+
+/**
+ * rhea gathers the frames of a message in progress without a limit: past MAX_INCOMING_MESSAGE_BYTES, swap them for
+ * a small placeholder message and drop the rest as it comes, so the delivery can still be refused properly.
+ */
+function capIncomingMessages(connection: Connection): string | undefined {
+  let capped: string | undefined;
+  connection.each_link((link: Receiver & { _incomplete?: { frames: Buffer[] } }) => {
+    const incomplete = link._incomplete;
+    if (!incomplete || incomplete.frames.length < 2) return;
+    if (incomplete.frames.reduce((sum, frame) => sum + frame.length, 0) <= MAX_INCOMING_MESSAGE_BYTES) return;
+    const frames = [OVERSIZED_PLACEHOLDER];
+    frames.push = () => frames.length;
+    incomplete.frames = frames;
+    capped = `a message of more than ${MAX_INCOMING_MESSAGE_BYTES} bytes on ${link.target?.address ?? link.name}`;
+  });
+  return capped;
 }
 
 /** Rhea reads and writes this shape; adapting a Duplex ourselves lets us watch the bytes before rhea buffers them. */
@@ -180,6 +205,9 @@ export class AmqpEdge {
       if (pending > MAX_FRAME_GUARD) {
         this.log(`AMQP dropped ${label}: a frame of ${pending} bytes (at most ${MAX_FRAME_SIZE})`);
         stream.destroy();
+      } else {
+        const capped = capIncomingMessages(connection);
+        if (capped) this.log(`AMQP refused ${capped} from ${label}`);
       }
     };
     (connection as unknown as { accept(socket: unknown): void }).accept(adapt(stream, label, guard));
