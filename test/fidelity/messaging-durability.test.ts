@@ -17,7 +17,11 @@ interface Running {
 }
 
 const children: ChildProcess[] = [];
-afterAll(() => children.forEach((child) => child.kill("SIGKILL")));
+afterAll(() => {
+  children.forEach((child) => child.kill("SIGKILL"));
+  // The map is global to the process (jest runs later test files in it): leave it as found.
+  setPortMap({});
+});
 
 async function startHubProcess(dataDir: string): Promise<Running> {
   const [node, ...args] = NODE_WITH_TSX;

@@ -57,6 +57,8 @@ export async function startMessagingHub(
     messaging,
     dataDir,
     stop: async () => {
+      // The map is global to the process (jest runs later test files in it): leave it as found.
+      setPortMap({});
       if (!wired) await messaging.stop();
       await hub.stop();
     },
