@@ -8,6 +8,7 @@ import { message as amqpMessage, types } from "rhea";
 import { HubError } from "../../core/errors";
 import type { LoggedEvent, Partition } from "../../store/event-log";
 import { refuse } from "./conditions";
+import { encodeEvent } from "./encode-event";
 import type { LinkContext, LinkHandler } from "./server";
 
 const SELECTOR = "apache.org:selector-filter:string";
@@ -45,21 +46,7 @@ const encoded = new WeakMap<LoggedEvent, Buffer>();
 /** The event as Event Hubs delivers it: body, properties, the hub's annotations and the x-opt-* positions. */
 function toAmqp(event: LoggedEvent): Buffer {
   let bytes = encoded.get(event);
-  if (bytes) return bytes;
-  const enqueued = new Date(event.enqueuedTimeMs);
-  const annotations: Record<string, unknown> = Object.assign({}, event.annotations);
-  annotations["iothub-enqueuedtime"] = enqueued;
-  annotations["x-opt-sequence-number"] = types.wrap_long(event.sequenceNumber);
-  annotations["x-opt-offset"] = String(event.offset);
-  annotations["x-opt-enqueued-time"] = enqueued;
-  const message: Record<string, unknown> = Object.assign({}, event.messageProperties);
-  const userId = event.messageProperties.user_id;
-  if (userId !== undefined) message.user_id = Buffer.from(userId);
-  message.body = amqpMessage.data_section(event.body);
-  message.application_properties = event.properties;
-  message.message_annotations = annotations;
-  bytes = amqpMessage.encode(message);
-  encoded.set(event, bytes);
+  if (!bytes) encoded.set(event, (bytes = encodeEvent(event)));
   return bytes;
 }
 
