@@ -41,6 +41,8 @@ const TWIN_WRITE: Permission[] = ["ServiceConnect"];
 
 /** Maps method and path segments to a route; undefined for an unknown path, null for a method the path lacks. */
 export function route(core: HubCore, method: string, segments: string[]): Route | null | undefined {
+  if (segments[0] === "twins" && segments[segments.length - 1] === "methods")
+    return methodRoute(core, method, segments);
   const [collection, deviceId, sub, moduleId, ...rest] = segments;
   const { identities, twins } = core;
   if (rest.length || (sub !== undefined && sub !== "modules")) return undefined;
@@ -87,4 +89,19 @@ export function route(core: HubCore, method: string, segments: string[]): Route 
     return null;
   }
   return undefined;
+}
+
+/** POST /twins/{id}/methods and /twins/{id}/modules/{mid}/methods: a direct method, ServiceConnect. */
+function methodRoute(core: HubCore, method: string, segments: string[]): Route | null | undefined {
+  const [, deviceId, sub, moduleId] = segments;
+  const forModule = segments.length === 5 && sub === "modules";
+  if (segments.length !== 3 && !forModule) return undefined;
+  if (method !== "POST") return null;
+  const target = forModule ? moduleId : undefined;
+  return {
+    needs: TWIN_WRITE,
+    resource: `devices/${deviceId}${forModule ? `/modules/${moduleId}` : ""}`,
+    hasBody: true,
+    run: (r) => core.methods.invoke(deviceId, target, r.body),
+  };
 }
