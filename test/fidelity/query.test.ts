@@ -3,16 +3,9 @@ import { Registry } from "azure-iothub";
 import { ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import type { StoredRecord } from "../localhub/core/records";
-import { type Hub, startHub } from "../localhub/hub";
+import type { Hub } from "../localhub/hub";
 import type { Store } from "../localhub/store/journal";
-import {
-  copyTestCertificates,
-  moduleConnectionString,
-  policyToken,
-  rawRequest,
-  startTestHub,
-  tempDir,
-} from "../helpers/hub";
+import { moduleConnectionString, policyToken, rawRequest, startTestHub, tempDir } from "../helpers/hub";
 
 const API = "?api-version=2021-04-12";
 const DEVICES = 25;
@@ -182,9 +175,8 @@ class HeldBackStore implements Store<StoredRecord> {
 it("answers a query only once the twins it shows are durable", async () => {
   // Outside the suite above, whose hub is stopped by now: this one needs a store of its own on the same ports.
   const dataDir = tempDir();
-  copyTestCertificates(dataDir);
   const store = new HeldBackStore();
-  const slow = await startHub({ dataDir, store });
+  const slow = await startTestHub(dataDir, { store });
   const inFlight: Promise<unknown>[] = [];
   try {
     const service = Registry.fromConnectionString(slow.connectionString);
