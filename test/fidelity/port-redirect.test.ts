@@ -54,7 +54,7 @@ test("the service SDK creates a device and a module at localhost:443, served by 
   const created = (await registry.addModule({ deviceId: "redirected", moduleId: "m" })).responseBody;
   expect(created).toMatchObject({ deviceId: "redirected", moduleId: "m" });
   // Only this hub has that module: the requests did not land on some other hub on the real port 443.
-  expect(hub.registry.findIdentity("redirected", "m")).toBeDefined();
+  expect(hub.core.identities.find("redirected", "m")).toBeDefined();
 });
 
 test.each([

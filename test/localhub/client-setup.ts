@@ -3,7 +3,12 @@
  * hub's CA, reach a hub on unprivileged ports through port-redirect.cjs, and copy the hub's env file to .env.
  */
 
+import * as path from "node:path";
+
 export type Shell = "bash" | "powershell" | "cmd";
+
+/** The preload that sends localhost:443 (and the other standard ports) to the ports the hub bound instead. */
+export const PORT_REDIRECT_PATH = path.join(__dirname, "port-redirect.cjs");
 
 export interface ClientSetup {
   /** The hub's CA certificate, for NODE_EXTRA_CA_CERTS. */
@@ -29,6 +34,20 @@ export function portMapValue(portMap: Record<number, number>): string {
  */
 export function requireOption(redirectPath: string): string {
   return `--require "${redirectPath.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * The environment variables a child process (a tutorial script the demo or a test starts) needs to reach a hub on
+ * other ports as localhost:443/8883: none when nothing is mapped. `nodeOptions` is what NODE_OPTIONS held before.
+ */
+export function redirectEnv(
+  portMap: Record<number, number>,
+  nodeOptions: string | undefined = process.env.NODE_OPTIONS,
+): { NODE_OPTIONS?: string; LOCALHUB_PORT_MAP?: string } {
+  const map = portMapValue(portMap);
+  if (!map) return {};
+  const option = requireOption(PORT_REDIRECT_PATH);
+  return { NODE_OPTIONS: nodeOptions ? `${nodeOptions} ${option}` : option, LOCALHUB_PORT_MAP: map };
 }
 
 /** bash: single quotes keep everything literal; a single quote itself ends, escapes and reopens. */

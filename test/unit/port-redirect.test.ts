@@ -12,6 +12,7 @@ import { spawn } from "node:child_process";
 import { EventHubConsumerClient } from "@azure/event-hubs";
 import { create_container, type EventContext } from "rhea";
 import { setPortMap } from "../localhub/port-redirect.cjs";
+import { redirectEnv } from "../localhub/client-setup";
 import { ensureCertificates } from "../localhub/certs";
 import { tempDir } from "../helpers/hub";
 import { ROOT, TEST_TLS_DIR } from "../helpers/paths";
@@ -246,6 +247,17 @@ describe("in a child process, through NODE_OPTIONS", () => {
       NODE_EXTRA_CA_CERTS: caPath,
     });
     expect(result).toEqual({ code: 0, stdout: "hub", stderr: "" });
+  });
+
+  test("redirectEnv gives a child process what it needs, after the NODE_OPTIONS it already had", async () => {
+    const hub = await httpsServer("hub");
+    const program = `process.stdout.write(require("http").maxHeaderSize + " ");\n${FETCH_LOCALHOST_443}`;
+    const result = await run(["-e", program], {
+      ...redirectEnv({ 443: hub.port }, "--max-http-header-size=20000"),
+      NODE_EXTRA_CA_CERTS: caPath,
+    });
+    expect(result).toEqual({ code: 0, stdout: "20000 hub", stderr: "" });
+    expect(redirectEnv({})).toEqual({});
   });
 
   test("a script started with `npx tsx` (tsx starts a second node) reaches the server", async () => {

@@ -41,6 +41,11 @@ export class HubCore {
     return core;
   }
 
+  /** Resolves once every change made so far is durable: reads wait for it, so they never show what a crash could undo. */
+  durable(): Promise<void> {
+    return this.store.sync();
+  }
+
   bulk(body: Json): Promise<JsonObject> {
     return bulkImport(this.identities, () => this.store.sync(), this.events, body);
   }
