@@ -125,7 +125,7 @@ describe("cloud-to-device", () => {
   it("sends a message again after a reconnect when the device did not acknowledge it", async () => {
     const connectionString = await newDevice("slow-dev");
     // A bare MQTT client that receives and never sends PUBACK (the SDK always acknowledges).
-    const key = running.hub.core.identities.find("slow-dev")!.authentication.symmetricKey.primaryKey;
+    const key = running.hub.core.identities.find("slow-dev")!.authentication.symmetricKey.primaryKey!;
     const socket = tls.connect({ host: "localhost", port: running.hub.ports.mqtt, servername: "localhost" });
     const parser = mqttPacket.parser({ protocolVersion: 4 });
     const seen: mqttPacket.Packet[] = [];

@@ -10,7 +10,7 @@ import { WebSocket, createWebSocketStream } from "ws";
 import type { HubCore } from "../../core/hub-core";
 import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
 import type { EventLog } from "../../store/event-log";
-import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, closeServer, createTlsServer, listen } from "../../listeners";
+import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, PortError, closeServer, createTlsServer, listen } from "../../listeners";
 import { ConnectionGrants, hubName } from "./auth";
 import { plainMechanism, principalOf } from "./sasl";
 import { routeLink } from "./routes";
@@ -35,9 +35,14 @@ export interface AmqpEdgeDeps {
 
 export interface AmqpEdgeOptions {
   tls: { key: string; cert: string };
-  /** 5671 unless given; 0 picks a free port. */
+  /**
+   * 5671 unless given; 0 picks a free port. Without it, where 5671 needs privileges the hub lacks (a normal Linux
+   * user), the edge takes UNPRIVILEGED_AMQPS_PORT: service clients reach it through port-redirect.cjs.
+   */
   port?: number;
 }
+
+export const UNPRIVILEGED_AMQPS_PORT = 15671;
 
 /** What a link handler may need of the edge and of its connection. */
 export interface LinkContext {
@@ -153,7 +158,16 @@ export class AmqpEdge {
           this.acceptStream(socket, `amqps ${socket.remoteAddress}:${socket.remotePort}`),
         );
         this.servers.push(server);
-        if (!(await listen(server, port, address))) continue;
+        let bound: boolean;
+        try {
+          bound = await listen(server, port, address);
+        } catch (err) {
+          const privileged = err instanceof PortError && err.code === "EACCES" && port === DEFAULT_AMQPS_PORT;
+          if (!privileged || options.port !== undefined) throw err;
+          port = UNPRIVILEGED_AMQPS_PORT;
+          bound = await listen(server, port, address);
+        }
+        if (!bound) continue;
         port = (server.address() as net.AddressInfo).port;
         this.listening.push(`amqps://${address.includes(":") ? `[${address}]` : address}:${port}`);
       }
