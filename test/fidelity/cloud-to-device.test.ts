@@ -2,7 +2,7 @@
  * Cloud-to-device messages: sent with azure-iothub's Client over AMQP, received by azure-iot-device over MQTT and
  * MQTT over WebSockets, feedback read back with getFeedbackReceiver().
  */
-import { AmqpWs, Client as ServiceClient } from "azure-iothub";
+import { AmqpWs, Registry, Client as ServiceClient } from "azure-iothub";
 import { Client as DeviceClient, Message } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
 import * as tls from "node:tls";
@@ -164,6 +164,17 @@ describe("cloud-to-device", () => {
     await eventually(() => feedback.length === 1, "the Expired feedback", 10_000);
     expect(feedback[0]).toMatchObject({ originalMessageId: "m-exp", statusCode: "Expired", deviceId: "away-dev" });
     expect(running.messaging.cloudToDevice.pendingFor("away-dev")).toEqual([]);
+  });
+
+  it("purges a deleted device's queue and reports Purged to a sender that asked", async () => {
+    const feedback = await collectFeedback();
+    await newDevice("gone-dev");
+    await service.send("gone-dev", message("never read", { messageId: "m-purged", ack: "full" }));
+    await Registry.fromConnectionString(running.hub.connectionString).delete("gone-dev");
+    await eventually(() => feedback.length === 1, "the Purged feedback");
+    expect(feedback[0]).toMatchObject({ originalMessageId: "m-purged", statusCode: "Purged", deviceId: "gone-dev" });
+    await newDevice("gone-dev");
+    expect(running.messaging.cloudToDevice.pendingFor("gone-dev")).toEqual([]);
   });
 
   it(`refuses the message after ${MAX_MESSAGES_PER_DEVICE} queued for one device`, async () => {

@@ -62,6 +62,11 @@ export async function startMessaging(options: MessagingOptions): Promise<Messagi
     throw err;
   }
   const cloudToDevice = new CloudToDeviceQueue(store, core.identities, log);
+  // A deleted device's queue goes with it (feedback Purged where asked), as on IoT Hub: a device created again
+  // under the same id must not get the old messages.
+  core.events.on("revoked", ({ key }) => {
+    if (!key.includes("/") && !core.identities.find(key)) void cloudToDevice.purge(key);
+  });
   const telemetry = new Telemetry(events, core.identities);
   amqp.serve({ core, cloudToDevice, events, log });
   const edge = amqp;
