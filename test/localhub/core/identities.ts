@@ -224,7 +224,7 @@ export class Identities {
       return;
     }
     let siblings = this.modules.get(identity.deviceId);
-    if (!siblings) this.modules.set(identity.deviceId, (siblings = new Map()));
+    if (!siblings) this.modules.set(identity.deviceId, (siblings = new Map<string, Identity>()));
     siblings.set(identity.moduleId, identity);
   }
 
