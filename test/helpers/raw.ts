@@ -263,11 +263,12 @@ export async function connectAs(
   clientId: string,
   password: string,
   over: "tls" | "websocket" = "tls",
-): Promise<{ client: RawMqtt; returnCode: number | undefined }> {
-  const client = over === "tls" ? await mqttOverTls(hub) : (await mqttOverWebSocket(hub)).client;
+): Promise<{ client: RawMqtt; returnCode: number | undefined; ws?: WebSocket }> {
+  const { client, ws } =
+    over === "tls" ? { client: await mqttOverTls(hub), ws: undefined } : await mqttOverWebSocket(hub);
   client.send(connectPacket(hub, clientId, password));
   const connack = await client.next<mqtt.IConnackPacket>("connack");
-  return { client, returnCode: connack.returnCode };
+  return { client, returnCode: connack.returnCode, ws };
 }
 
 /** Checks that a valid service client (REST) and a valid device (MQTT CONNECT) are still served. */

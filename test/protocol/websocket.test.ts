@@ -1,0 +1,96 @@
+/**
+ * MQTT over WebSockets: a device that leaves is disconnected in the registry, and a frame over the maximum closes the
+ * connection (1009) before the hub buffers it. After each, a valid client is still served.
+ */
+import {
+  ProtocolHub,
+  connectAs,
+  createDevice,
+  expectStillServed,
+  ownerToken,
+  rest,
+  startProtocolHub,
+  webSocket,
+} from "../helpers/raw";
+
+const FRAME_LIMIT = 64 * 1024;
+
+let hub: ProtocolHub;
+beforeAll(async () => (hub = await startProtocolHub({ limits: { webSocketFrameBytes: FRAME_LIMIT } })));
+afterAll(() => hub.hub.stop());
+
+async function connectionState(deviceId: string): Promise<string> {
+  const response = await rest(hub.hub, "GET", `/devices/${deviceId}`, { token: ownerToken(hub.hub) });
+  return JSON.parse(response.body).connectionState;
+}
+
+/** Polls over REST: the registry's answer is what a service app sees. */
+async function expectDisconnectedSoon(deviceId: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  let state: string;
+  while ((state = await connectionState(deviceId)) !== "Disconnected" && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  expect(state).toBe("Disconnected");
+}
+
+async function connected(deviceId: string) {
+  const device = await createDevice(hub.hub, deviceId);
+  const { client, ws, returnCode } = await connectAs(hub.hub, device.deviceId, device.token(), "websocket");
+  expect(returnCode).toBe(0);
+  return { device, client, ws: ws! };
+}
+
+describe("a device over MQTT-over-WebSocket", () => {
+  it.each([
+    ["closes its WebSocket", "close"],
+    ["sends DISCONNECT", "disconnect"],
+    ["vanishes without a close frame", "terminate"],
+  ] as const)("that %s is shown Disconnected", async (_how, how) => {
+    const { device, client, ws } = await connected(`ws-${how}`);
+    expect(await connectionState(device.deviceId)).toBe("Connected");
+    if (how === "disconnect") client.send({ cmd: "disconnect" });
+    else if (how === "close") ws.close();
+    else ws.terminate();
+    await expectDisconnectedSoon(device.deviceId);
+    await expectStillServed(hub);
+  });
+
+  it("20 devices that connected and left are all shown Disconnected", async () => {
+    const leavers = await Promise.all(Array.from({ length: 20 }, (_, i) => connected(`ws-leaver-${i}`)));
+    for (const { ws } of leavers) ws.close();
+    await Promise.all(leavers.map(({ client }) => client.closed));
+    for (const { device } of leavers) await expectDisconnectedSoon(device.deviceId);
+    await expectStillServed(hub);
+  });
+});
+
+describe("a WebSocket frame over the maximum", () => {
+  it("closes the connection with 1009 before authentication, and the hub keeps serving", async () => {
+    const ws = await webSocket(hub.hub);
+    const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
+    ws.on("error", () => {});
+    ws.send(Buffer.alloc(4 * 1024 * 1024, 0x30));
+    expect(await closed).toBe(1009);
+    expect(hub.log.filter((line) => /frame|payload/i.test(line))).toHaveLength(1);
+    await expectStillServed(hub);
+  });
+
+  it("is refused after authentication too", async () => {
+    const { ws } = await connected("ws-big");
+    const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
+    ws.send(Buffer.alloc(FRAME_LIMIT + 1, 0x30));
+    expect(await closed).toBe(1009);
+    await expectStillServed(hub);
+  });
+
+  it("a frame at the maximum is still accepted", async () => {
+    const { device, client } = await connected("ws-edge");
+    // One telemetry PUBLISH that, with its header, just fits in one frame.
+    const topic = `devices/${device.deviceId}/messages/events/`;
+    const payload = Buffer.alloc(FRAME_LIMIT - topic.length - 8, 0x41);
+    client.send({ cmd: "publish", topic, payload, qos: 1, messageId: 5, dup: false, retain: false });
+    expect((await client.next("puback")).messageId).toBe(5);
+    client.end();
+  });
+});
