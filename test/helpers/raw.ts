@@ -10,6 +10,7 @@ import * as mqtt from "mqtt-packet";
 import WebSocket, { createWebSocketStream } from "ws";
 import { createSasToken } from "../localhub/core/sas";
 import { Hub, HubOptions, startHub } from "../localhub/hub";
+import type { JournalIo } from "../localhub/store/journal";
 import { copyTestCertificates, tempDir } from "./hub";
 
 export const API = "api-version=2021-04-12";
@@ -36,7 +37,7 @@ export interface ProtocolHub {
 
 /** Starts an in-memory hub on ephemeral ports with a log the test can read, plus a probe device. */
 export async function startProtocolHub(
-  options: { limits?: HubLimits; store?: unknown; inMemory?: boolean; dataDir?: string } = {},
+  options: { limits?: HubLimits; storeIo?: JournalIo; inMemory?: boolean; dataDir?: string } = {},
 ): Promise<ProtocolHub> {
   const dataDir = options.dataDir ?? tempDir("protocol-");
   copyTestCertificates(dataDir);
@@ -48,7 +49,7 @@ export async function startProtocolHub(
     mqttPort: 0,
     log: (line: string) => log.push(line),
     ...(options.limits ? { limits: options.limits } : {}),
-    ...(options.store ? { store: options.store } : {}),
+    ...(options.storeIo ? { storeIo: options.storeIo } : {}),
   } as HubOptions);
   const probe = await createDevice(hub, "probe");
   return { hub, log, probe };
@@ -81,11 +82,13 @@ export interface Device {
   token(): string;
 }
 
-/** Creates a device (or a module on an existing device) through REST, with hub-generated keys. */
+/** Creates a device (or a module on an existing device) through REST, with hub-generated keys; reads it if it exists. */
 export async function createDevice(hub: Hub, deviceId: string, moduleId?: string): Promise<Device> {
   const path = `/devices/${encodeURIComponent(deviceId)}${moduleId ? `/modules/${encodeURIComponent(moduleId)}` : ""}`;
   const body = JSON.stringify(moduleId ? { deviceId, moduleId } : { deviceId });
-  const response = await rest(hub, "PUT", path, { token: ownerToken(hub), body });
+  let response = await rest(hub, "PUT", path, { token: ownerToken(hub), body });
+  // A hub restarted on its old state has the identity already: read its keys instead.
+  if (response.status === 409) response = await rest(hub, "GET", path, { token: ownerToken(hub) });
   if (response.status !== 200) throw new Error(`creating ${path} answered ${response.status}: ${response.body}`);
   const primaryKey: string = JSON.parse(response.body).authentication.symmetricKey.primaryKey;
   const resource = `${hub.hostName}/devices/${deviceId}${moduleId ? `/modules/${moduleId}` : ""}`;

@@ -1,50 +1,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { JournalFile, JournalIo, JournalStore, diskIo } from "../localhub/store/journal";
+import { JournalStore } from "../localhub/store/journal";
+import { FailingDisk } from "../helpers/failing-disk";
 import { StorageFailure } from "../localhub/store/store";
 import { tempDir } from "../helpers/hub";
-
-const osError = (code: string) => Object.assign(new Error(`${code}: simulated`), { code });
-
-/** The real disk, except that appends, flushes or snapshot writes fail while a switch says so. */
-class FailingDisk implements JournalIo {
-  full = false;
-  ioError = false;
-  snapshotFails = false;
-  datasyncs = 0;
-
-  async openAppend(file: string): Promise<JournalFile> {
-    const real = await diskIo.openAppend(file);
-    return {
-      append: async (data) => {
-        // A full disk takes part of a write before it refuses the rest: the torn part must not survive.
-        if (this.full) {
-          await real.append(data.slice(0, Math.floor(data.length / 2)));
-          throw osError("ENOSPC");
-        }
-        await real.append(data);
-      },
-      datasync: async () => {
-        this.datasyncs++;
-        if (this.ioError) throw osError("EIO");
-        await real.datasync();
-      },
-      truncate: (length) => real.truncate(length),
-      size: () => real.size(),
-      close: () => real.close(),
-    };
-  }
-  async writeDurably(file: string, data: string): Promise<void> {
-    if (this.snapshotFails) {
-      fs.writeFileSync(file, data.slice(0, 10));
-      throw osError("ENOSPC");
-    }
-    await diskIo.writeDurably(file, data);
-  }
-  rename = diskIo.rename;
-  remove = diskIo.remove;
-  syncDirectory = diskIo.syncDirectory;
-}
 
 async function reopened<T>(dir: string): Promise<Record<string, T>> {
   const store = await JournalStore.open<T>(dir);
