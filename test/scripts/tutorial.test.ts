@@ -9,6 +9,7 @@ import {
   startScript,
   startTestHub,
   tempDir,
+  twinOf,
 } from "../helpers/hub";
 
 const DEVICE = "myFirstDevice";
@@ -50,8 +51,8 @@ it("CreateModule prints both keys and a module connection string that works", as
   const result = await runScript("CreateModule.ts", scriptEnv(hub));
   expect(result.stderr).toBe("");
   expect(result.code).toBe(0);
-  const device = hub.registry.findIdentity(DEVICE)!;
-  const module = hub.registry.findIdentity(DEVICE, MODULE)!;
+  const device = hub.core.identities.find(DEVICE)!;
+  const module = hub.core.identities.find(DEVICE, MODULE)!;
   expect(result.stdout).toContain(
     `device <${DEVICE}> has primary key = ${device.authentication.symmetricKey.primaryKey}\n`,
   );
@@ -97,7 +98,7 @@ it("the receiver prints the current state, then exactly one patch with telemetry
 
   // The receiver reports the value back; the next update run shows it in reported properties.
   await eventually(
-    () => (hub.registry.getTwin(DEVICE, MODULE) as any).properties.reported.telemetryInterval === 122,
+    () => (twinOf(hub, DEVICE, MODULE) as any).properties.reported.telemetryInterval === 122,
     "the reported ack",
   );
   const next = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub), ["60"]);
@@ -110,15 +111,15 @@ it("the receiver prints the current state, then exactly one patch with telemetry
 });
 
 it("the update script retries when the twin changes between its read and its patch (412)", async () => {
-  const registry = hub.registry;
-  const getTwin = registry.getTwin.bind(registry);
+  const twins = hub.core.twins;
+  const getTwin = twins.get.bind(twins);
   let interfered = false;
   // Someone else patches the twin right after the script has read it: the script's etag is stale.
-  registry.getTwin = (deviceId, moduleId) => {
-    const twin = getTwin(deviceId, moduleId);
+  twins.get = async (deviceId, moduleId) => {
+    const twin = await getTwin(deviceId, moduleId);
     if (!interfered && moduleId === MODULE) {
       interfered = true;
-      registry.patchTwin(DEVICE, MODULE, { properties: { desired: { setBySomeoneElse: true } } }, "*");
+      await twins.patch(DEVICE, MODULE, { properties: { desired: { setBySomeoneElse: true } } }, "*");
     }
     return twin;
   };
@@ -131,19 +132,19 @@ it("the update script retries when the twin changes between its read and its pat
       setBySomeoneElse: true,
     });
   } finally {
-    registry.getTwin = getTwin;
+    twins.get = getTwin;
   }
 });
 
 it("prints patches sent while its connection was down after it reconnects, none twice", async () => {
   const receiver = await startReceiver();
-  const version = () => (hub.registry.getTwin(DEVICE, MODULE) as any).properties.desired.$version as number;
+  const version = () => (twinOf(hub, DEVICE, MODULE) as any).properties.desired.$version as number;
   const before = count(receiver.stdout, /patch received/);
 
   // The connection drops; two patches are made before the client is back.
   hub.mqtt.closeAll();
-  hub.registry.patchTwin(DEVICE, MODULE, { properties: { desired: { telemetryInterval: 300 } } }, "*");
-  hub.registry.patchTwin(DEVICE, MODULE, { properties: { desired: { mode: "eco" } } }, "*");
+  await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { telemetryInterval: 300 } } }, "*");
+  await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { mode: "eco" } } }, "*");
   const missed = version();
   await receiver.waitForOutput(/patch received \(sent while disconnected\)/);
   expect(jsonAfter(receiver.stdout, "(sent while disconnected):")).toEqual({
@@ -155,7 +156,7 @@ it("prints patches sent while its connection was down after it reconnects, none 
   // The hub restarts; one more patch is made before the client is back.
   await hub.stop();
   hub = await startTestHub(dataDir);
-  hub.registry.patchTwin(DEVICE, MODULE, { properties: { desired: { mode: null } } }, "*");
+  await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { mode: null } } }, "*");
   await eventually(
     () => count(receiver.stdout, /sent while disconnected/) === 2,
     "the patch made during the restart",
@@ -180,7 +181,7 @@ it.each(["SIGINT", "SIGTERM"] as const)("the receiver closes and exits 0 within 
   expect(Date.now() - started).toBeLessThan(5000);
   expect(receiver.stdout).toContain("IoTHubModuleClient sample stopped\nShutting down IoT Hub Client\n");
   await eventually(
-    () => hub.registry.getModule(DEVICE, MODULE).connectionState === "Disconnected",
+    () => twinOf(hub, DEVICE, MODULE).connectionState === "Disconnected",
     "the hub to see the module go",
   );
 });
