@@ -2,6 +2,7 @@
  * MQTT over WebSockets: a device that leaves is disconnected in the registry, and a frame over the maximum closes the
  * connection (1009) before the hub buffers it. After each, a valid client is still served.
  */
+import * as mqtt from "mqtt-packet";
 import {
   ProtocolHub,
   connectAs,
@@ -12,11 +13,10 @@ import {
   startProtocolHub,
   webSocket,
 } from "../helpers/raw";
-
-const FRAME_LIMIT = 64 * 1024;
+import { MAX_WEBSOCKET_FRAME_BYTES as FRAME_LIMIT } from "../localhub/edges/websocket";
 
 let hub: ProtocolHub;
-beforeAll(async () => (hub = await startProtocolHub({ limits: { webSocketFrameBytes: FRAME_LIMIT } })));
+beforeAll(async () => (hub = await startProtocolHub()));
 afterAll(() => hub.hub.stop());
 
 async function connectionState(deviceId: string): Promise<string> {
@@ -70,7 +70,7 @@ describe("a WebSocket frame over the maximum", () => {
     const ws = await webSocket(hub.hub);
     const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
     ws.on("error", () => {});
-    ws.send(Buffer.alloc(4 * 1024 * 1024, 0x30));
+    ws.send(Buffer.alloc(8 * FRAME_LIMIT, 0x30));
     expect(await closed).toBe(1009);
     expect(hub.log.filter((line) => /frame|payload/i.test(line))).toHaveLength(1);
     await expectStillServed(hub);
@@ -84,13 +84,30 @@ describe("a WebSocket frame over the maximum", () => {
     await expectStillServed(hub);
   });
 
-  it("a frame at the maximum is still accepted", async () => {
-    const { device, client } = await connected("ws-edge");
-    // One telemetry PUBLISH that, with its header, just fits in one frame.
+  it("a frame of exactly the maximum is still accepted", async () => {
+    const { device, client, ws } = await connected("ws-edge");
+    // One frame: two telemetry messages just under 256 KB each, then PINGREQs (2 bytes each) up to the limit.
     const topic = `devices/${device.deviceId}/messages/events/`;
-    const payload = Buffer.alloc(FRAME_LIMIT - topic.length - 8, 0x41);
-    client.send({ cmd: "publish", topic, payload, qos: 1, messageId: 5, dup: false, retain: false });
-    expect((await client.next("puback")).messageId).toBe(5);
+    const publish = (messageId: number, size: number) =>
+      mqtt.generate({
+        cmd: "publish",
+        topic,
+        payload: Buffer.alloc(size, 0x41),
+        qos: 1,
+        messageId,
+        dup: false,
+        retain: false,
+      });
+    const first = publish(5, 250 * 1024);
+    let second = publish(6, 250 * 1024);
+    if ((FRAME_LIMIT - first.length - second.length) % 2) second = publish(6, 250 * 1024 + 1);
+    const pings = Buffer.alloc(FRAME_LIMIT - first.length - second.length);
+    for (let i = 0; i < pings.length; i += 2) pings[i] = 0xc0;
+    expect(first.length + second.length + pings.length).toBe(FRAME_LIMIT);
+    ws.send(Buffer.concat([first, second, pings]));
+    expect((await client.next<mqtt.IPubackPacket>("puback")).messageId).toBe(5);
+    expect((await client.next<mqtt.IPubackPacket>("puback")).messageId).toBe(6);
+    await client.next("pingresp");
     client.end();
   });
 });

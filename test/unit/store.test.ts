@@ -146,3 +146,18 @@ describe("JournalStore", () => {
     expect(Object.keys(JSON.parse(fs.readFileSync(path.join(dir, "snapshot.json"), "utf8")))).toHaveLength(20);
   });
 });
+
+describe("JournalStore while the disk is full", () => {
+  it("lets reads wait for writes in flight without failing, and fails only the writers", async () => {
+    const disk = new FailingDisk();
+    const store = await JournalStore.open<number>(tempDir("store-"), { io: disk });
+    disk.full = true;
+    store.put("a", 1);
+    const write = store.sync();
+    const read = store.settled();
+    await expect(write).rejects.toBeInstanceOf(StorageFailure);
+    await expect(read).resolves.toBeUndefined();
+    expect(store.entries.get("a")).toBe(1); // memory keeps the change; the disk gets it once it has room
+    await store.close();
+  });
+});

@@ -14,5 +14,7 @@ export class MemoryStore<T> implements Store<T> {
 
   async sync(): Promise<void> {}
 
+  async settled(): Promise<void> {}
+
   async close(): Promise<void> {}
 }

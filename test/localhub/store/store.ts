@@ -14,6 +14,11 @@ export interface Store<T> {
    * and disk agree again as soon as the disk does.
    */
   sync(): Promise<void>;
+  /**
+   * Resolves (never rejects) once every put so far has been written or has failed. For reads: they wait for writes
+   * in flight, so they show nothing that a crash could still take back, yet keep being served while the disk fails.
+   */
+  settled(): Promise<void>;
   /** Writes what it can and closes; never rejects (a put that was not synced was never acknowledged). */
   close(): Promise<void>;
 }
