@@ -70,7 +70,9 @@ describe.each(["tls", "websocket"] as const)("over %s", (transport) => {
 
 it("a connection that sends nothing is dropped after the CONNECT timeout", async () => {
   const socket = await tlsConnect(hub.hub.ports.mqtt);
-  expect(await closedWithin(socket, CONNECT_TIMEOUT_MS + 3000)).toBe(true);
+  const closed = await closedWithin(socket, CONNECT_TIMEOUT_MS + 3000);
+  socket.destroy();
+  expect(closed).toBe(true);
   await expectStillServed(hub);
 });
 
