@@ -25,7 +25,7 @@ let device: Device;
 beforeAll(async () => {
   hub = await startProtocolHub({ dataDir, inMemory: false, storeIo: disk });
   running.push(hub);
-  device = await createDevice(hub.hub, "disky");
+  device = await createDevice(hub.hub, "tank");
 });
 afterEach(() => {
   disk.full = false;
@@ -33,7 +33,7 @@ afterEach(() => {
 afterAll(() => Promise.all(running.map(({ hub }) => hub.stop())));
 
 const patchDesired = (desired: object) =>
-  rest(hub.hub, "PATCH", "/twins/disky", {
+  rest(hub.hub, "PATCH", "/twins/tank", {
     token: ownerToken(hub.hub),
     body: JSON.stringify({ properties: { desired } }),
     headers: { "If-Match": "*" },
@@ -55,8 +55,8 @@ it("a twin update the full disk cannot take gets 503 ServiceUnavailable, and one
 it("while the disk is full, reads are served and devices connect", async () => {
   disk.full = true;
   await patchDesired({ refused: true }); // leaves a change the store could not write
-  expect((await rest(hub.hub, "GET", "/twins/disky", { token: ownerToken(hub.hub) })).status).toBe(200);
-  expect((await rest(hub.hub, "GET", "/devices/disky", { token: ownerToken(hub.hub) })).status).toBe(200);
+  expect((await rest(hub.hub, "GET", "/twins/tank", { token: ownerToken(hub.hub) })).status).toBe(200);
+  expect((await rest(hub.hub, "GET", "/devices/tank", { token: ownerToken(hub.hub) })).status).toBe(200);
   await expectStillServed(hub);
 });
 
@@ -83,7 +83,7 @@ it("a reported-properties update the full disk cannot take gets twin error 50300
 });
 
 it("a subscription the full disk cannot remember is refused, not left unanswered", async () => {
-  const other = await createDevice(hub.hub, "disky2");
+  const other = await createDevice(hub.hub, "tank2");
   const { client } = await connectAs(hub.hub, other.deviceId, other.token());
   disk.full = true;
   client.send({ cmd: "subscribe", messageId: 7, subscriptions: [{ topic: "$iothub/twin/res/#", qos: 0 }] });
@@ -107,7 +107,7 @@ it("once space returns, writes succeed again and survive a restart", async () =>
   const restarted = await startProtocolHub({ dataDir, inMemory: false });
   running.push(restarted);
   const twin = JSON.parse(
-    (await rest(restarted.hub, "GET", "/twins/disky", { token: ownerToken(restarted.hub) })).body,
+    (await rest(restarted.hub, "GET", "/twins/tank", { token: ownerToken(restarted.hub) })).body,
   );
   expect(twin.properties.desired).toMatchObject({ recovered: true });
   await expectStillServed(restarted);
