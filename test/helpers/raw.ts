@@ -169,7 +169,7 @@ export function closedWithin(socket: net.Socket, ms: number): Promise<boolean> {
   socket.on("error", () => {}); // a reset is a close too
   socket.resume();
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
+    const timer = setTimeout(() => resolve(false), ms).unref();
     socket.once("close", () => (clearTimeout(timer), resolve(true)));
   });
 }
@@ -185,6 +185,10 @@ export async function rawHttps(hub: Hub, request: string | Buffer, ms = 3000): P
   socket.destroy();
   return Buffer.concat(chunks).toString("latin1");
 }
+
+/** Resolves "timeout" after `ms`, for racing against an event; it does not keep the test process alive. */
+export const timeout = (ms: number) =>
+  new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), ms).unref());
 
 // ---- MQTT ----
 
@@ -228,7 +232,7 @@ export class RawMqtt {
       const timer = setTimeout(() => {
         this.listeners.delete(check);
         reject(new Error(`no ${cmd} within ${ms} ms (got ${this.packets.map((p) => p.cmd).join(", ") || "nothing"})`));
-      }, ms);
+      }, ms).unref();
       if (!check()) this.listeners.add(check);
     });
   }

@@ -106,9 +106,7 @@ it("once space returns, writes succeed again and survive a restart", async () =>
 
   const restarted = await startProtocolHub({ dataDir, inMemory: false });
   running.push(restarted);
-  const twin = JSON.parse(
-    (await rest(restarted.hub, "GET", "/twins/tank", { token: ownerToken(restarted.hub) })).body,
-  );
+  const twin = JSON.parse((await rest(restarted.hub, "GET", "/twins/tank", { token: ownerToken(restarted.hub) })).body);
   expect(twin.properties.desired).toMatchObject({ recovered: true });
   await expectStillServed(restarted);
 });

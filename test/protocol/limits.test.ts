@@ -13,6 +13,7 @@ import {
   rest,
   startProtocolHub,
   tlsConnect,
+  timeout,
 } from "../helpers/raw";
 import { LIMITS } from "../localhub/edges/mqtt/session";
 
@@ -84,7 +85,7 @@ describe("after authentication", () => {
       expect(returnCode).toBe(0);
       client.stream.write(header(0x30, 64 * MB)); // PUBLISH, 64 MB
       client.stream.write(Buffer.alloc(64 * 1024, 0x41));
-      await expect(Promise.race([client.closed.then(() => "closed"), sleep(2000)])).resolves.toBe("closed");
+      await expect(Promise.race([client.closed.then(() => "closed"), timeout(2000)])).resolves.toBe("closed");
     });
     const refusal = lines.filter((line) => !/CONNECT .* accepted/.test(line));
     expect(refusal).toEqual([expect.stringContaining(`larger than ${LIMITS.maxPacketBytes} bytes`)]);
@@ -156,7 +157,8 @@ describe("a client that never reads", () => {
         if (i % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
       }
       const deadline = Date.now() + 10_000;
-      while ((await state("hog")) !== "Disconnected" && Date.now() < deadline) await sleep(50);
+      while ((await state("hog")) !== "Disconnected" && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50));
     });
     clearInterval(sampler);
     peak = Math.max(peak, process.memoryUsage().rss);
@@ -174,5 +176,3 @@ async function state(deviceId: string): Promise<string> {
   const response = await rest(hub.hub, "GET", `/devices/${deviceId}`, { token: ownerToken(hub.hub) });
   return JSON.parse(response.body).connectionState;
 }
-
-const sleep = (ms: number) => new Promise<string>((resolve) => setTimeout(() => resolve("timeout"), ms));

@@ -15,6 +15,7 @@ import {
   mqttOverWebSocket,
   startProtocolHub,
   tlsConnect,
+  timeout,
 } from "../helpers/raw";
 
 const CONNECT_TIMEOUT_MS = 500;
@@ -46,7 +47,7 @@ describe.each(["tls", "websocket"] as const)("over %s", (transport) => {
   it.each(GARBAGE)("%s closes the connection and the hub keeps serving", async (_what, bytes) => {
     const client = await over(transport);
     client.stream.write(bytes());
-    await expect(Promise.race([client.closed.then(() => "closed"), sleep(3000)])).resolves.toBe("closed");
+    await expect(Promise.race([client.closed.then(() => "closed"), timeout(3000)])).resolves.toBe("closed");
     await expectStillServed(hub);
   });
 
@@ -113,5 +114,3 @@ it("a reported patch that is not JSON gets twin error 400004 and the connection 
   await client.next("pingresp");
   client.end();
 });
-
-const sleep = (ms: number) => new Promise<string>((resolve) => setTimeout(() => resolve("timeout"), ms));
