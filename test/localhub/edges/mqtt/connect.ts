@@ -7,6 +7,7 @@ import { unauthorized } from "../../core/errors";
 import { identityKey } from "../../core/records";
 import { authenticate, authorize } from "../../core/sas";
 import type { Session } from "./session";
+import { METHODS_FILTER } from "./methods";
 import { ownTopicRoot } from "./topics";
 
 // CONNACK return codes of MQTT 3.1.1.
@@ -67,4 +68,6 @@ export function onConnect(session: Session, packet: IConnectPacket): void {
   session.send({ cmd: "connack", returnCode: 0, sessionPresent: saved !== undefined });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   session.edge.log(`MQTT CONNECT ${session.key} 0 accepted over ${session.transport} ${ms.toFixed(1)}ms`);
+  // A resumed session may have subscribed to methods before: calls waiting for this identity can go now.
+  if (session.subscriptions.has(METHODS_FILTER)) core.methods.available(session.key);
 }
