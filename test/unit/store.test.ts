@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { JournalStore } from "../localhub/store/journal";
 import { FailingDisk } from "../helpers/failing-disk";
-import { StorageFailure } from "../localhub/store/store";
+import { StorageFailure, writesSettled } from "../localhub/store/store";
 import { tempDir } from "../helpers/hub";
 
 async function reopened<T>(dir: string): Promise<Record<string, T>> {
@@ -154,7 +154,7 @@ describe("JournalStore while the disk is full", () => {
     disk.full = true;
     store.put("a", 1);
     const write = store.sync();
-    const read = store.settled();
+    const read = writesSettled(store);
     await expect(write).rejects.toBeInstanceOf(StorageFailure);
     await expect(read).resolves.toBeUndefined();
     expect(store.entries.get("a")).toBe(1); // memory keeps the change; the disk gets it once it has room

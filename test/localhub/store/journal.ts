@@ -178,10 +178,6 @@ export class JournalStore<T> implements Store<T> {
     return this.waiting?.promise ?? this.writing?.promise ?? Promise.resolve();
   }
 
-  settled(): Promise<void> {
-    return Promise.allSettled([this.waiting?.promise, this.writing?.promise]).then(() => {});
-  }
-
   private schedule(): void {
     if (this.waiting) return;
     this.waiting = waiter();

@@ -14,7 +14,5 @@ export class MemoryStore<T> implements Store<T> {
 
   async sync(): Promise<void> {}
 
-  async settled(): Promise<void> {}
-
   async close(): Promise<void> {}
 }

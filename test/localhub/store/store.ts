@@ -14,11 +14,6 @@ export interface Store<T> {
    * and disk agree again as soon as the disk does.
    */
   sync(): Promise<void>;
-  /**
-   * Resolves (never rejects) once every put so far has been written or has failed. For reads: they wait for writes
-   * in flight, so they show nothing that a crash could still take back, yet keep being served while the disk fails.
-   */
-  settled(): Promise<void>;
   /** Writes what it can and closes; never rejects (a put that was not synced was never acknowledged). */
   close(): Promise<void>;
 }
@@ -41,4 +36,15 @@ export class StorageFailure extends Error {
     this.name = "StorageFailure";
     this.code = code;
   }
+}
+
+/**
+ * For reads: resolves (never rejects) once every put so far was written or failed. A read then shows nothing that a
+ * crash could still take back, and is still served while the disk refuses writes (the writers got the failure).
+ */
+export function writesSettled(store: Store<unknown>): Promise<void> {
+  return store.sync().then(
+    () => {},
+    () => {},
+  );
 }
