@@ -154,8 +154,10 @@ it("prints patches sent while its connection was down after it reconnects, none 
   });
 
   // The hub restarts; one more patch is made before the client is back.
+  // On the same ports: the receiver's process was told where the hub listens when it started.
+  const ports = hub.ports;
   await hub.stop();
-  hub = await startTestHub(dataDir);
+  hub = await startTestHub(dataDir, { httpsPort: ports.https, mqttPort: ports.mqtt });
   await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { mode: null } } }, "*");
   await eventually(
     () => count(receiver.stdout, /sent while disconnected/) === 2,
