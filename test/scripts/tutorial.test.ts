@@ -4,6 +4,7 @@ import {
   ScriptRun,
   eventually,
   killScripts,
+  moduleConnectionString,
   runScript,
   scriptEnv,
   startScript,
@@ -77,9 +78,9 @@ it("CreateModule run again keeps the same keys (the 409 path), and --write-env f
 
 it("the receiver prints the current state, then exactly one patch with telemetryInterval 122", async () => {
   const receiver = await startReceiver();
-  expect(receiver.stdout).toMatch(
-    /Current desired properties \(\$version 0; this is the state now, not a patch\):\n\{\}/,
-  );
+  expect(jsonAfter(receiver.stdout, "Current desired properties (the whole state, not a patch):")).toEqual({
+    $version: 0,
+  });
   const update = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub));
   expect(update.code).toBe(0);
   expect(jsonAfter(update.stdout, "Module twin properties before update:").desired).toEqual({ $version: 0 });
@@ -135,42 +136,77 @@ it("the update script retries when the twin changes between its read and its pat
   }
 });
 
-it("prints patches sent while its connection was down after it reconnects, none twice", async () => {
+/** The module twin's desired properties as the hub holds them, as the device sees them (no `$metadata`). */
+function desiredNow(): Record<string, unknown> {
+  const { $metadata, ...desired } = (hub.registry.getTwin(DEVICE, MODULE) as any).properties.desired;
+  return desired;
+}
+
+it("after a reconnect it prints the state with what changed while it was down, reports it back, never twice", async () => {
   const receiver = await startReceiver();
-  const version = () => (hub.registry.getTwin(DEVICE, MODULE) as any).properties.desired.$version as number;
-  const before = count(receiver.stdout, /patch received/);
+  const patchesBefore = count(receiver.stdout, /patch received/);
+  const afterReconnect = "Desired properties after (re)connecting (the whole state, not a patch):";
 
   // The connection drops; two patches are made before the client is back.
   hub.mqtt.closeAll();
   hub.registry.patchTwin(DEVICE, MODULE, { properties: { desired: { telemetryInterval: 300 } } }, "*");
   hub.registry.patchTwin(DEVICE, MODULE, { properties: { desired: { mode: "eco" } } }, "*");
-  const missed = version();
-  await receiver.waitForOutput(/patch received \(sent while disconnected\)/);
-  expect(jsonAfter(receiver.stdout, "(sent while disconnected):")).toEqual({
-    telemetryInterval: 300,
-    mode: "eco",
-    $version: missed,
-  });
+  const missed = desiredNow();
+  await receiver.waitForOutput(/Desired properties after \(re\)connecting/);
+  expect(jsonAfter(receiver.stdout, afterReconnect)).toEqual(missed);
+  expect(missed).toMatchObject({ telemetryInterval: 300, mode: "eco" });
 
-  // The hub restarts; one more patch is made before the client is back.
+  // The hub restarts; one more patch, which removes a key, is made before the client is back.
   await hub.stop();
   hub = await startTestHub(dataDir);
   hub.registry.patchTwin(DEVICE, MODULE, { properties: { desired: { mode: null } } }, "*");
-  await eventually(
-    () => count(receiver.stdout, /sent while disconnected/) === 2,
-    "the patch made during the restart",
-    20_000,
-  );
-  expect(jsonAfter(receiver.stdout, "(sent while disconnected):")).toEqual({ mode: null, $version: missed + 1 });
+  const afterRestart = desiredNow();
+  await eventually(() => count(receiver.stdout, /after \(re\)connecting/) === 2, "the state after the restart", 20_000);
+  expect(jsonAfter(receiver.stdout, afterReconnect)).toEqual(afterRestart);
+  expect(afterRestart).not.toHaveProperty("mode");
 
-  // Live patches still arrive once each.
+  // What it reported back follows: the new value is there, the removed key is gone.
+  const reported = () => (hub.registry.getTwin(DEVICE, MODULE) as any).properties.reported;
+  await eventually(() => reported().telemetryInterval === 300 && !("mode" in reported()), "the reported state");
+
+  // Live patches still arrive once each, and no $version is printed twice.
   await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub), ["42"]);
   await receiver.waitForOutput(/"telemetryInterval": 42/);
   await new Promise((resolve) => setTimeout(resolve, 300));
-  expect(count(receiver.stdout, /patch received/) - before).toBe(3);
-  for (let v = missed; v <= missed + 2; v++)
-    expect(count(receiver.stdout, new RegExp(`"\\$version": ${v}\\n`))).toBe(1);
+  expect(count(receiver.stdout, /patch received/) - patchesBefore).toBe(1);
+  expect(count(receiver.stdout, /after \(re\)connecting \(/)).toBe(2);
+  const first = missed.$version as number;
+  for (let v = first; v <= first + 2; v++) expect(count(receiver.stdout, new RegExp(`"\\$version": ${v}\\n`))).toBe(1);
 }, 40_000);
+
+it("reads the twin again once subscribed, so a change made while it subscribes is not missed", async () => {
+  // A module never connected before: no persistent session would deliver the change.
+  hub.registry.putModule(DEVICE, "lateModule", {}, undefined);
+  const registry = hub.registry;
+  const deviceTwin = registry.deviceTwin.bind(registry);
+  let changed = false;
+  // The change lands right after the receiver's first twin read, before it has subscribed to patches.
+  registry.deviceTwin = (deviceId, moduleId) => {
+    const twin = deviceTwin(deviceId, moduleId);
+    if (!changed && moduleId === "lateModule") {
+      changed = true;
+      registry.patchTwin(DEVICE, "lateModule", { properties: { desired: { setWhileSubscribing: true } } }, "*");
+    }
+    return twin;
+  };
+  try {
+    const receiver = startScript(
+      "ReceiveModuleTwinDesiredPropertiesPatch.ts",
+      scriptEnv(hub, { MODULE_CONNECTION_STRING: moduleConnectionString(hub, DEVICE, "lateModule") }),
+    );
+    await receiver.waitForOutput(/Waiting for desired property patches/);
+    expect(jsonAfter(receiver.stdout, "Current desired properties")).toEqual({ $version: 0 });
+    await receiver.waitForOutput(/"setWhileSubscribing": true/);
+    expect(jsonAfter(receiver.stdout, "after (re)connecting")).toEqual({ setWhileSubscribing: true, $version: 1 });
+  } finally {
+    registry.deviceTwin = deviceTwin;
+  }
+});
 
 it.each(["SIGINT", "SIGTERM"] as const)("the receiver closes and exits 0 within 5 s on %s", async (signal) => {
   const receiver = await startReceiver();
