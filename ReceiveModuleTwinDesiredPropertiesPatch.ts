@@ -12,7 +12,7 @@ import { describeError, exitWithError, readModuleConfig } from "./config";
 type Desired = { $version: number; [key: string]: unknown };
 const VARIABLE = "MODULE_CONNECTION_STRING";
 const CLOSE_TIMEOUT_MS = 3000;
-const AFTER_RECONNECTING = "Desired properties after (re)connecting (the whole state, not a patch):";
+const CAUGHT_UP = "Desired properties caught up (the whole state, read in full because patches may have been missed):";
 
 export async function main(): Promise<void> {
   const { connectionString } = readModuleConfig();
@@ -27,17 +27,18 @@ export async function main(): Promise<void> {
   // The tutorial's patch handler. Microsoft's reconnection flow: skip every `$version` seen already.
   twin.on("properties.desired", (desired: Desired) => {
     if (!(desired.$version > seenVersion)) return;
-    seenVersion = desired.$version;
-    // The SDK delivers the whole state here too, after each full read of the twin: print that as what it is.
+    // The SDK delivers here the whole state too, after each full read of the twin: print that as what it is.
     const wholeState = desired === twin.properties.desired;
+    if (!wholeState && desired.$version > seenVersion + 1) return void readWholeTwin(twin, "A patch went missing");
+    seenVersion = desired.$version;
     console.log("");
-    console.log(wholeState ? AFTER_RECONNECTING : "Twin desired properties patch received:");
+    console.log(wholeState ? CAUGHT_UP : "Twin desired properties patch received:");
     console.log(JSON.stringify(desired, null, 2));
     reportBack(twin, desired, wholeState);
   });
   // Subscribed now: read the whole twin once more, so that a change made before the subscription is not missed.
-  await twin.get();
-  readTwinOnEveryReconnection(client, twin);
+  await readWholeTwin(twin);
+  client.on("connect", () => void readWholeTwin(twin, "Connected to the hub again"));
 
   console.log("");
   console.log("Waiting for desired property patches, press Ctrl-C to exit");
@@ -68,15 +69,23 @@ function reportBack(twin: Twin, desired: Desired, wholeState: boolean): void {
   });
 }
 
+/** The reads of the whole twin, one after the other (see readWholeTwin). */
+let reading = Promise.resolve();
+
 /**
- * Microsoft's reconnection flow for twins: after every reconnection read the whole twin, because the hub does not
- * keep the patches sent while the module was away. The handler in main() prints it only if its `$version` is new.
+ * Microsoft's reconnection flow for twins: read the whole twin after every reconnection (the hub keeps no patches for
+ * a module that is away), and whenever a `$version` was skipped. The handler in main() prints it if it is new.
  */
-function readTwinOnEveryReconnection(client: ModuleClient, twin: Twin): void {
-  client.on("connect", () => {
-    console.log("Connected to the hub again; reading the whole twin for changes sent meanwhile...");
-    twin.get().catch((err: Error) => console.error(`Could not read the twin: ${describeError(err, VARIABLE)}`));
-  });
+function readWholeTwin(twin: Twin, why?: string): Promise<void> {
+  if (why) console.log(`${why}; reading the whole twin to catch up...`);
+  // One read at a time: the SDK starts each read by clearing the twin it holds, and would mix overlapping answers.
+  reading = reading
+    .then(() => twin.get())
+    .then(
+      () => undefined,
+      (err: Error) => console.error(`Could not read the twin: ${describeError(err, VARIABLE)}`),
+    );
+  return reading;
 }
 
 /** Set on Ctrl-C, so that closing the client is not taken for a dropped connection. */

@@ -7,7 +7,14 @@ import { ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { startHub } from "../localhub/hub";
 import { NODE_WITH_TSX, ROOT } from "../helpers/paths";
-import { copyTestCertificates, eventually, moduleConnectionString, startTestHub, tempDir } from "../helpers/hub";
+import {
+  copyTestCertificates,
+  eventually,
+  moduleConnectionString,
+  startTestHub,
+  tempDir,
+  twinOf,
+} from "../helpers/hub";
 
 /** Runs `npm run hub`'s program as its own process, on a state directory that holds the test certificates. */
 function spawnHubCli(
@@ -104,10 +111,8 @@ it("loses nothing it acknowledged when killed with SIGKILL", async () => {
     const hub = await startHub({ dataDir });
     try {
       for (const { moduleId, key } of acknowledged) {
-        expect(hub.registry.findIdentity("survivor", moduleId)?.authentication.symmetricKey.primaryKey).toBe(key);
-        expect((hub.registry.getTwin("survivor", moduleId) as any).properties.desired.n).toBe(
-          Number(moduleId.slice(1)),
-        );
+        expect(hub.core.identities.find("survivor", moduleId)?.authentication.symmetricKey.primaryKey).toBe(key);
+        expect((twinOf(hub, "survivor", moduleId) as any).properties.desired.n).toBe(Number(moduleId.slice(1)));
       }
     } finally {
       await hub.stop();
@@ -178,11 +183,11 @@ const lowPortsAllowed = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_unprivileg
 it("forgets everything on restart with --in-memory, but keeps its certificates", async () => {
   const dataDir = tempDir();
   const first = await startHub({ dataDir, inMemory: true });
-  first.registry.putDevice("ephemeral", {}, undefined);
+  await first.core.identities.putDevice("ephemeral", {}, undefined);
   await first.stop();
   const second = await startHub({ dataDir, inMemory: true });
   try {
-    expect(second.registry.findIdentity("ephemeral")).toBeUndefined();
+    expect(second.core.identities.find("ephemeral")).toBeUndefined();
     expect(fs.existsSync(path.join(dataDir, "state"))).toBe(false);
   } finally {
     await second.stop();

@@ -4,7 +4,7 @@ import * as mqtt from "mqtt";
 import * as mqttPacket from "mqtt-packet";
 import { Registry } from "azure-iothub";
 import type { Hub } from "../localhub/hub";
-import { identityToken, policyToken, rawRequest, startTestHub } from "../helpers/hub";
+import { identityToken, policyToken, rawRequest, startTestHub, twinOf } from "../helpers/hub";
 
 let hub: Hub;
 let registry: Registry;
@@ -124,7 +124,7 @@ describe("MQTT", () => {
     socket.destroy();
     await new Promise((resolve) => setTimeout(resolve, 100));
     await expectHubHealthy();
-    expect(hub.registry.getModule("sturdy", "m").connectionState).toBe("Disconnected");
+    expect(twinOf(hub, "sturdy", "m").connectionState).toBe("Disconnected");
   });
 
   it("answers a reported patch that is not JSON with a twin error, and refuses QoS 2 by closing", async () => {

@@ -28,7 +28,7 @@ beforeAll(async () => {
 });
 afterAll(() => hub.stop());
 
-const serviceString = (policy: string, key = hub.registry.policy(policy)!.primaryKey) =>
+const serviceString = (policy: string, key = hub.core.policies.find(policy)!.primaryKey) =>
   `HostName=${hub.hostName};SharedAccessKeyName=${policy};SharedAccessKey=${key}`;
 
 /** Connects a bare MQTT 3.1.1 client; resolves with the CONNACK return code (0 = accepted). */
@@ -71,14 +71,14 @@ describe("REST authentication", () => {
       (await rawRequest("GET", `/devices/alice${API}`, { authorization: policyToken(hub, "iothubowner", true) }))
         .status,
     ).toBe(401);
-    const key = hub.registry.policy("iothubowner")!.primaryKey;
+    const key = hub.core.policies.find("iothubowner")!.primaryKey;
     const foreign = createSasToken("other.azure-devices.net", key, Math.floor(Date.now() / 1000) + 600, "iothubowner");
     expect((await rawRequest("GET", `/devices/alice${API}`, { authorization: foreign })).status).toBe(401);
   });
 
   it("accepts the secondary key too", async () => {
     const secondary = Registry.fromConnectionString(
-      serviceString("iothubowner", hub.registry.policy("iothubowner")!.secondaryKey),
+      serviceString("iothubowner", hub.core.policies.find("iothubowner")!.secondaryKey),
     );
     expect((await secondary.get("alice")).responseBody.deviceId).toBe("alice");
   });
@@ -104,20 +104,32 @@ describe("REST authentication", () => {
     expect((await device.get("alice").catch((e) => e)).response.statusCode).toBe(401);
   });
 
-  it("lets a device or module token read its own twin only, and write nothing", async () => {
+  it("answers 401 to device and module tokens on the registry and twin APIs: they grant DeviceConnect only", async () => {
     const moduleToken = identityToken(hub, "alice", "m");
-    expect((await rawRequest("GET", `/twins/alice/modules/m${API}`, { authorization: moduleToken })).status).toBe(200);
-    expect((await rawRequest("GET", `/twins/alice/modules/other${API}`, { authorization: moduleToken })).status).toBe(
-      401,
-    );
-    expect((await rawRequest("GET", `/twins/bob${API}`, { authorization: moduleToken })).status).toBe(401);
+    const deviceToken = identityToken(hub, "alice");
+    for (const authorization of [moduleToken, deviceToken]) {
+      for (const path of ["/twins/alice/modules/m", "/twins/alice", "/devices/alice/modules/m", "/devices/alice"]) {
+        expect((await rawRequest("GET", `${path}${API}`, { authorization })).status).toBe(401);
+      }
+    }
     const patch = JSON.stringify({ properties: { desired: { hacked: true } } });
     expect(
       (await rawRequest("PATCH", `/twins/alice/modules/m${API}`, { authorization: moduleToken, body: patch })).status,
     ).toBe(401);
-    const deviceToken = identityToken(hub, "bob");
-    expect((await rawRequest("GET", `/twins/bob${API}`, { authorization: deviceToken })).status).toBe(200);
-    expect((await rawRequest("GET", `/twins/alice${API}`, { authorization: deviceToken })).status).toBe(401);
+  });
+
+  it("limits a policy token to the resource its sr names, by whole path segment", async () => {
+    const owner = hub.core.policies.find("iothubowner")!;
+    const scoped = createSasToken(
+      "localhost/devices/alice",
+      owner.primaryKey,
+      Math.floor(Date.now() / 1000) + 600,
+      "iothubowner",
+    );
+    expect((await rawRequest("GET", `/devices/alice${API}`, { authorization: scoped })).status).toBe(200);
+    expect((await rawRequest("GET", `/twins/alice/modules/m${API}`, { authorization: scoped })).status).toBe(200);
+    expect((await rawRequest("GET", `/devices/bob${API}`, { authorization: scoped })).status).toBe(401);
+    expect((await rawRequest("GET", `/devices${API}`, { authorization: scoped })).status).toBe(401);
   });
 });
 
@@ -141,7 +153,7 @@ describe("MQTT authentication", () => {
     expect((await mqttConnect("alice/m", identityToken(hub, "alice", "m"), "somewhere-else/alice/m/")).code).toBe(4);
     const expired = createSasToken(
       "localhost/devices/bob",
-      hub.registry.findIdentity("bob")!.authentication.symmetricKey.primaryKey,
+      hub.core.identities.find("bob")!.authentication.symmetricKey.primaryKey,
       1,
     );
     expect((await mqttConnect("bob", expired)).code).toBe(5);

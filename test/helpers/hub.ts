@@ -29,10 +29,15 @@ export async function startTestHub(dataDir = tempDir()): Promise<Hub> {
 }
 
 export function moduleConnectionString(hub: Hub, deviceId: string, moduleId?: string): string {
-  const identity = hub.registry.findIdentity(deviceId, moduleId);
+  const identity = hub.core.identities.find(deviceId, moduleId);
   if (!identity) throw new Error(`no identity ${deviceId}/${moduleId}`);
   const key = identity.authentication.symmetricKey.primaryKey;
   return `HostName=${hub.hostName};DeviceId=${deviceId};${moduleId ? `ModuleId=${moduleId};` : ""}SharedAccessKey=${key}`;
+}
+
+/** A twin as GET /twins answers it, read synchronously (for `eventually` checks). */
+export function twinOf(hub: Hub, deviceId: string, moduleId?: string): any {
+  return hub.core.twins.json(hub.core.identities.require(deviceId, moduleId));
 }
 
 /** Resolves when `check` returns true, polling; rejects with `what` after the timeout. */
@@ -145,14 +150,14 @@ export function rawRequest(
 
 /** A SAS token for one of the hub's policies, valid for an hour (or already expired). */
 export function policyToken(hub: Hub, policyName: string, expired = false): string {
-  const policy = hub.registry.policy(policyName)!;
+  const policy = hub.core.policies.find(policyName)!;
   const expiry = Math.floor(Date.now() / 1000) + (expired ? -60 : 3600);
   return createSasToken(hub.hostName, policy.primaryKey, expiry, policyName);
 }
 
 /** A SAS token for a device or module, signed with its own primary key. */
 export function identityToken(hub: Hub, deviceId: string, moduleId?: string): string {
-  const identity = hub.registry.findIdentity(deviceId, moduleId)!;
+  const identity = hub.core.identities.find(deviceId, moduleId)!;
   const resource = `${hub.hostName}/devices/${deviceId}${moduleId ? `/modules/${moduleId}` : ""}`;
   return createSasToken(
     resource,

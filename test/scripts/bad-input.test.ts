@@ -17,8 +17,8 @@ let deviceString: string;
 
 beforeAll(async () => {
   hub = await startTestHub();
-  hub.registry.putDevice("myFirstDevice", {}, undefined);
-  hub.registry.putModule("myFirstDevice", "myFirstModule", {}, undefined);
+  await hub.core.identities.putDevice("myFirstDevice", {}, undefined);
+  await hub.core.identities.putModule("myFirstDevice", "myFirstModule", {}, undefined);
   moduleString = moduleConnectionString(hub, "myFirstDevice", "myFirstModule");
   deviceString = moduleConnectionString(hub, "myFirstDevice");
 });
@@ -89,7 +89,7 @@ it("a wrong key gets 401 explained, naming the variable (exit 1)", async () => {
 });
 
 it("a policy without Registry Write is named as the cause (exit 1)", async () => {
-  const serviceOnly = `HostName=localhost;SharedAccessKeyName=service;SharedAccessKey=${hub.registry.policy("service")!.primaryKey}`;
+  const serviceOnly = `HostName=localhost;SharedAccessKeyName=service;SharedAccessKey=${hub.core.policies.find("service")!.primaryKey}`;
   expect(await failure("CreateModule.ts", scriptEnv(hub, { IOTHUB_CONNECTION_STRING: serviceOnly }), 1)).toMatch(
     /policy lacks Registry Write and Service Connect permissions/,
   );

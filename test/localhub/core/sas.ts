@@ -4,7 +4,8 @@
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { HubError, unauthorized } from "./errors";
-import type { Permission, Registry } from "./registry";
+import type { HubCore } from "./hub-core";
+import type { Permission } from "./records";
 
 export interface SasToken {
   sr: string;
@@ -13,9 +14,14 @@ export interface SasToken {
   skn?: string;
 }
 
-/** Who a request or connection is: a policy with its rights, or one device or module. */
+/**
+ * Who a request or connection is: a policy with its rights, or one device or module (which may only connect).
+ * `scope` is the resource path below the host that the token's `sr` names ("" for the whole hub): a token reaches
+ * that path and what lies below it, by whole path segment.
+ */
 export type Principal =
-  { kind: "policy"; keyName: string; rights: Permission[] } | { kind: "identity"; deviceId: string; moduleId?: string };
+  | { kind: "policy"; keyName: string; rights: Permission[]; scope: string }
+  | { kind: "identity"; deviceId: string; moduleId?: string; scope: string };
 
 export function parseSasToken(text: string | undefined): SasToken {
   const match = /^\s*SharedAccessSignature\s+(.+)$/.exec(text ?? "");
@@ -71,28 +77,25 @@ export function covers(scope: string, resource: string): boolean {
  * Checks a token against the registry. `rawSr` is `sr` exactly as written in the token (the signature covers it),
  * which is why authenticate() takes the header text and not a parsed URL.
  */
-export function authenticate(
-  registry: Registry,
-  header: string | undefined,
-  nowSeconds = Date.now() / 1000,
-): Principal {
+export function authenticate(core: HubCore, header: string | undefined, nowSeconds = Date.now() / 1000): Principal {
   const token = parseSasToken(header);
   const rawSr = /(?:^|[\s&])sr=([^&]*)/.exec(header ?? "")?.[1] ?? token.sr;
   if (token.se < nowSeconds) throw unauthorized("The SharedAccessSignature has expired");
   const resource = resourceOf(token.sr);
-  const host = registry.hostName.toLowerCase();
+  const host = core.hostName.toLowerCase();
   if (!covers(host, resource))
     throw unauthorized(`The token is for '${resource.split("/")[0]}', not for this hub '${host}'`);
 
+  const scope = resource.slice(host.length).split("/").filter(Boolean).map(safeDecode).join("/");
   if (token.skn) {
-    const policy = registry.policy(token.skn);
+    const policy = core.policies.find(token.skn);
     if (!policy || !signatureMatches(token, rawSr, [policy.primaryKey, policy.secondaryKey])) {
       throw unauthorized(`The signature does not match the key of policy '${token.skn}'`);
     }
-    return { kind: "policy", keyName: policy.keyName, rights: policy.rights };
+    return { kind: "policy", keyName: policy.keyName, rights: policy.rights, scope };
   }
 
-  const path = resource.slice(host.length).split("/").filter(Boolean).map(safeDecode);
+  const path = scope.split("/");
   if (path[0] !== "devices" || !path[1] || (path.length > 2 && (path[2] !== "modules" || !path[3]))) {
     throw unauthorized(
       "A token without skn must be scoped to a device or module: sr=<host>/devices/<id>[/modules/<id>]",
@@ -100,7 +103,7 @@ export function authenticate(
   }
   const deviceId = path[1];
   const moduleId = path.length > 2 ? path[3] : undefined;
-  const identity = registry.findIdentity(deviceId, moduleId);
+  const identity = core.identities.find(deviceId, moduleId);
   const keys = identity
     ? [identity.authentication.symmetricKey.primaryKey, identity.authentication.symmetricKey.secondaryKey]
     : [];
@@ -109,32 +112,31 @@ export function authenticate(
       `The signature does not match the keys of ${moduleId ? `module ${deviceId}/${moduleId}` : `device ${deviceId}`}`,
     );
   }
-  const device = registry.findIdentity(deviceId);
+  const device = core.identities.find(deviceId);
   if (device?.status === "disabled") throw unauthorized(`Device ${deviceId} is disabled`);
-  return { kind: "identity", deviceId, moduleId };
+  return { kind: "identity", deviceId, moduleId, scope };
 }
 
-/** Policies need the right; a device or module token may only read what lies under its own path. */
-export function authorize(
-  principal: Principal,
-  needs: Permission[],
-  target: { deviceId?: string; moduleId?: string; write: boolean },
-): void {
-  if (principal.kind === "policy") {
-    const rights = new Set<Permission>(principal.rights);
-    if (rights.has("RegistryWrite")) rights.add("RegistryRead");
-    if (!needs.some((right) => rights.has(right))) {
-      throw new HubError(
-        401,
-        "IotHubUnauthorizedAccess",
-        `Policy '${principal.keyName}' lacks the permission ${needs.join(" or ")}`,
-      );
-    }
-    return;
+/** The rights a principal holds: a policy's own (RegistryWrite includes RegistryRead); a device or module's token
+ * grants DeviceConnect only, as on the real hub, so registry and service APIs answer 401 to it. */
+function rightsOf(principal: Principal): Set<Permission> {
+  if (principal.kind === "identity") return new Set<Permission>(["DeviceConnect"]);
+  const rights = new Set<Permission>(principal.rights);
+  if (rights.has("RegistryWrite")) rights.add("RegistryRead");
+  return rights;
+}
+
+/**
+ * Checks that a principal holds one of the rights `needs` and that its token's scope covers `resource`, the path the
+ * operation touches: `devices` for the registry as a whole, `devices/{id}` or `devices/{id}/modules/{mid}` for one identity.
+ */
+export function authorize(principal: Principal, needs: Permission[], resource: string): void {
+  const rights = rightsOf(principal);
+  if (!needs.some((right) => rights.has(right))) {
+    const who = principal.kind === "policy" ? `Policy '${principal.keyName}'` : "A device or module token";
+    throw new HubError(401, "IotHubUnauthorizedAccess", `${who} lacks the permission ${needs.join(" or ")}`);
   }
-  const own =
-    target.deviceId === principal.deviceId &&
-    (principal.moduleId === undefined || target.moduleId === principal.moduleId);
-  if (!own || target.write)
-    throw unauthorized("A device or module token gives access to its own identity and twin only, read-only");
+  if (principal.scope && !covers(principal.scope, resource)) {
+    throw unauthorized(`The token is scoped to '${principal.scope}' and does not reach '${resource}'`);
+  }
 }

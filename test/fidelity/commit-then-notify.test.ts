@@ -1,0 +1,144 @@
+/**
+ * Commit, then notify: a device sees a desired patch only once the hub has made it durable, so no `$version` it saw
+ * can be taken back by a crash and given to other content.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { spawn } from "node:child_process";
+import { Registry } from "azure-iothub";
+import { ModuleClient, Twin } from "azure-iot-device";
+import { Mqtt } from "azure-iot-device-mqtt";
+import type { StoredRecord } from "../localhub/core/records";
+import { startHub } from "../localhub/hub";
+import type { Store } from "../localhub/store/journal";
+import { NODE_WITH_TSX, ROOT } from "../helpers/paths";
+import { copyTestCertificates, eventually, moduleConnectionString, startTestHub, tempDir } from "../helpers/hub";
+
+/** A store in memory whose sync() can be held back, like a disk that takes its time. */
+class HeldBackStore implements Store<StoredRecord> {
+  readonly entries = new Map<string, StoredRecord>();
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+  put(key: string, value: StoredRecord | null): void {
+    if (value === null) this.entries.delete(key);
+    else this.entries.set(key, value);
+  }
+  sync(): Promise<void> {
+    return this.gate ?? Promise.resolve();
+  }
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.open = resolve));
+  }
+  release(): void {
+    this.gate = undefined;
+    this.open?.();
+  }
+  async close(): Promise<void> {}
+}
+
+async function desiredPatches(client: ModuleClient): Promise<{ twin: Twin; patches: any[] }> {
+  const twin = await client.getTwin();
+  const patches: any[] = [];
+  let first = true;
+  twin.on("properties.desired", (delta: any) => (first ? (first = false) : patches.push(delta)));
+  await eventually(() => !first, "the first desired event");
+  return { twin, patches };
+}
+
+it("does not show a desired patch to the device, nor answer the service, before the change is durable", async () => {
+  const dataDir = tempDir();
+  copyTestCertificates(dataDir);
+  const store = new HeldBackStore();
+  const hub = await startHub({ dataDir, store });
+  let module: ModuleClient | undefined;
+  try {
+    const registry = Registry.fromConnectionString(hub.connectionString);
+    await registry.create({ deviceId: "slow-disk" });
+    await registry.addModule({ deviceId: "slow-disk", moduleId: "m" });
+    module = ModuleClient.fromConnectionString(moduleConnectionString(hub, "slow-disk", "m"), Mqtt);
+    await module.open();
+    const { patches } = await desiredPatches(module);
+
+    store.hold();
+    let answered = false;
+    const update = registry
+      .updateModuleTwin("slow-disk", "m", { properties: { desired: { held: 1 } } }, "*")
+      .then((r) => ((answered = true), r));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(patches).toEqual([]);
+    expect(answered).toBe(false);
+
+    store.release();
+    await update;
+    await eventually(() => patches.length === 1, "the patch after the sync");
+    expect(patches[0]).toMatchObject({ held: 1, $version: 1 });
+  } finally {
+    await module?.close().catch(() => {});
+    await hub.stop();
+  }
+});
+
+it("never reuses a $version a device has seen, across kill -9 under a stream of patches", async () => {
+  const dataDir = tempDir();
+  copyTestCertificates(dataDir);
+  const [node, ...nodeArgs] = NODE_WITH_TSX;
+  const cliPath = path.join(ROOT, "test/localhub/cli.ts");
+  const spawnHub = () => {
+    const child = spawn(node, [...nodeArgs, cliPath, "--data", dataDir, "--quiet"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout!.on("data", (chunk) => (output += chunk));
+    return { child, ready: () => /ready/.test(output), exited: new Promise((r) => child.on("exit", r)) };
+  };
+
+  let hub = spawnHub();
+  await eventually(hub.ready, "the hub to start", 20_000);
+  const connectionString = /IOTHUB_CONNECTION_STRING="([^"]+)"/.exec(
+    fs.readFileSync(path.join(dataDir, "env"), "utf8"),
+  )![1];
+  const registry = Registry.fromConnectionString(connectionString);
+  await registry.create({ deviceId: "crash" });
+  await registry.addModule({ deviceId: "crash", moduleId: "m" });
+  const key = (await registry.getModule("crash", "m")).responseBody.authentication!.symmetricKey!.primaryKey!;
+  const module = ModuleClient.fromConnectionString(
+    `HostName=localhost;DeviceId=crash;ModuleId=m;SharedAccessKey=${key}`,
+    Mqtt,
+  );
+  const seen = new Map<number, number>(); // $version -> the value the device saw with it
+  try {
+    await module.open();
+    const { patches } = await desiredPatches(module);
+    // Patches in flight, several at a time, while the hub is killed.
+    let sent = 0;
+    const stream = (async () => {
+      while (sent < 400) {
+        const batch = Array.from({ length: 8 }, () => ++sent);
+        await Promise.all(
+          batch.map((n) =>
+            registry.updateModuleTwin("crash", "m", { properties: { desired: { n } } }, "*").catch(() => {}),
+          ),
+        );
+      }
+    })();
+    await eventually(() => patches.length >= 40, "40 patches to reach the device");
+    hub.child.kill("SIGKILL");
+    await hub.exited;
+    await stream;
+    for (const patch of patches) seen.set(patch.$version, patch.n);
+
+    hub = spawnHub();
+    await eventually(hub.ready, "the hub to start again", 20_000);
+    const twin = (await registry.getModuleTwin("crash", "m")).responseBody as any;
+    const highestSeen = Math.max(...seen.keys());
+    // The hub remembers at least every version it announced, with the content it announced.
+    expect(twin.properties.desired.$version).toBeGreaterThanOrEqual(highestSeen);
+    if (twin.properties.desired.$version === highestSeen) expect(twin.properties.desired.n).toBe(seen.get(highestSeen));
+    const next = (await registry.updateModuleTwin("crash", "m", { properties: { desired: { n: -1 } } }, "*"))
+      .responseBody as any;
+    expect(next.properties.desired.$version).toBeGreaterThan(highestSeen);
+  } finally {
+    await module.close().catch(() => {});
+    hub.child.kill("SIGKILL");
+  }
+}, 60_000);

@@ -1,0 +1,58 @@
+/**
+ * Etags, encoded as the real hub encodes them, from one durable counter: an etag is never handed out twice, not even
+ * to an identity that is deleted and created again after a restart (a stale If-Match must not match).
+ */
+import type { Store } from "../store/journal";
+import { ETAG_SEQUENCE_KEY, StoredRecord } from "./records";
+
+export class EtagCounter {
+  private sequence: number;
+
+  constructor(private readonly store: Store<StoredRecord>) {
+    const stored = store.entries.get(ETAG_SEQUENCE_KEY);
+    this.sequence = typeof stored === "number" ? stored : 0;
+  }
+
+  /** Counters written before the counter itself was stored: never go below what existing etags used. */
+  atLeast(etag: string): void {
+    this.sequence = Math.max(this.sequence, identityEtagSequence(etag), twinEtagSequence(etag));
+  }
+
+  /** Identity etags: base64 of the decimal counter, e.g. "MTI=". */
+  nextIdentityEtag(): string {
+    return Buffer.from(String(this.advance())).toString("base64");
+  }
+
+  /** Twin etags: base64 of an 8-byte counter, e.g. "AAAAAAAAAAE=". */
+  nextTwinEtag(): string {
+    const bytes = Buffer.alloc(8);
+    bytes.writeBigUInt64BE(BigInt(this.advance()));
+    return bytes.toString("base64");
+  }
+
+  private advance(): number {
+    this.sequence += 1;
+    this.store.put(ETAG_SEQUENCE_KEY, this.sequence);
+    return this.sequence;
+  }
+}
+
+function twinEtagSequence(etag: string): number {
+  const bytes = Buffer.from(etag, "base64");
+  return bytes.length === 8 ? Number(bytes.readBigUInt64BE()) : 0;
+}
+
+function identityEtagSequence(etag: string): number {
+  const decoded = Number(Buffer.from(etag, "base64").toString());
+  return Number.isSafeInteger(decoded) ? decoded : 0;
+}
+
+/** Compares an If-Match header value with an etag; a missing header or `*` always matches. */
+export function etagMatches(ifMatch: string | undefined, etag: string): boolean {
+  if (ifMatch === undefined) return true;
+  const wanted = ifMatch
+    .trim()
+    .replace(/^W\//, "")
+    .replace(/^"(.*)"$/, "$1");
+  return wanted === "*" || wanted === etag;
+}

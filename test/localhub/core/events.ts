@@ -1,0 +1,27 @@
+/**
+ * What the core announces to the edges, always after the change is durable: a desired-properties patch for one
+ * identity, or an identity whose connections must end. Edges subscribe; the core never calls an edge directly.
+ */
+import { EventEmitter } from "node:events";
+import type { JsonObject } from "./twin-document";
+
+export interface DesiredChange {
+  deviceId: string;
+  moduleId?: string;
+  patch: JsonObject;
+  version: number;
+}
+
+export interface Revocation {
+  /** `device` or `device/module`. */
+  key: string;
+  /** A device's revocation ends its modules' connections too. */
+  withModules: boolean;
+}
+
+interface HubEventMap {
+  desired: [DesiredChange];
+  revoked: [Revocation];
+}
+
+export class HubEvents extends EventEmitter<HubEventMap> {}

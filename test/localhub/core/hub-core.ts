@@ -1,0 +1,48 @@
+/**
+ * The hub's one core, behind every protocol edge: identities, twins, policies, persistent sessions, and the events
+ * the edges listen to. Edges call it and await it; it alone talks to the store. Nothing calls back up.
+ */
+import type { Store } from "../store/journal";
+import { bulkImport } from "./bulk";
+import { EtagCounter } from "./etags";
+import { HubEvents } from "./events";
+import { Identities } from "./identities";
+import { Policies } from "./policies";
+import type { StoredRecord } from "./records";
+import { Sessions } from "./sessions";
+import type { Json, JsonObject } from "./twin-document";
+import { Twins } from "./twins";
+
+export class HubCore {
+  readonly events = new HubEvents();
+  readonly policies: Policies;
+  readonly sessions: Sessions;
+  readonly identities: Identities;
+  readonly twins: Twins;
+
+  private constructor(
+    readonly hostName: string,
+    private readonly store: Store<StoredRecord>,
+  ) {
+    const etags = new EtagCounter(store);
+    this.policies = new Policies(store);
+    this.sessions = new Sessions(store);
+    this.identities = new Identities(store, etags, this.sessions, this.events);
+    this.twins = new Twins(store, this.identities, etags, this.events);
+  }
+
+  /** Loads the state in the store; resolves once what loading wrote (new policies, say) is durable. */
+  static async open(hostName: string, store: Store<StoredRecord>): Promise<HubCore> {
+    const core = new HubCore(hostName, store);
+    await store.sync();
+    return core;
+  }
+
+  bulk(body: Json): Promise<JsonObject> {
+    return bulkImport(this.identities, () => this.store.sync(), this.events, body);
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}

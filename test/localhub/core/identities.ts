@@ -1,0 +1,284 @@
+/**
+ * The identity registry: devices and modules, their keys, etags and status, and whether they are connected now.
+ * Writes resolve once the change is durable; a deleted, disabled or re-keyed identity is then revoked (its persistent
+ * session ends and the edges drop its connections).
+ */
+import { randomUUID } from "node:crypto";
+import type { Store } from "../store/journal";
+import { HubError, badRequest, deviceNotFound, moduleNotFound, preconditionFailed } from "./errors";
+import { EtagCounter, etagMatches } from "./etags";
+import type { HubEvents } from "./events";
+import { generateKey } from "./policies";
+import { Identity, StoredRecord, SymmetricKeys, identityKey, identityStoreKey, isIdentityStoreKey } from "./records";
+import type { Sessions } from "./sessions";
+import { JsonObject, isObject, newTwin } from "./twin-document";
+import { deviceJson, moduleJson } from "./views";
+
+export const MAX_MODULES_PER_DEVICE = 50;
+const ID_PATTERN = /^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$/;
+const NEVER = "0001-01-01T00:00:00Z";
+
+function checkId(kind: "device" | "module", id: unknown): asserts id is string {
+  if (typeof id !== "string" || !ID_PATTERN.test(id)) {
+    throw badRequest(
+      `${kind} id '${String(id).slice(0, 140)}' is invalid: 1-128 ASCII letters, digits or - . % _ * ? ! ( ) , : = @ $ '`,
+    );
+  }
+}
+
+function checkKeys(body: JsonObject): SymmetricKeys | null {
+  const auth = isObject(body.authentication) ? body.authentication : {};
+  const keys = isObject(auth.symmetricKey) ? auth.symmetricKey : {};
+  const primaryKey = typeof keys.primaryKey === "string" ? keys.primaryKey : "";
+  const secondaryKey = typeof keys.secondaryKey === "string" ? keys.secondaryKey : "";
+  if (!primaryKey && !secondaryKey) return null;
+  for (const key of [primaryKey, secondaryKey]) {
+    const bytes = Buffer.from(key, "base64");
+    if (bytes.length < 16 || bytes.length > 64 || bytes.toString("base64") !== key) {
+      throw badRequest("symmetric keys must be base64 of 16 to 64 bytes, both primary and secondary");
+    }
+  }
+  return { primaryKey, secondaryKey };
+}
+
+export class Identities {
+  private readonly devices = new Map<string, Identity>();
+  private readonly modules = new Map<string, Map<string, Identity>>();
+  private readonly connected = new Set<string>();
+
+  constructor(
+    private readonly store: Store<StoredRecord>,
+    private readonly etags: EtagCounter,
+    private readonly sessions: Sessions,
+    private readonly events: HubEvents,
+  ) {
+    for (const [key, record] of store.entries) {
+      if (!isIdentityStoreKey(key)) continue;
+      const identity = record as Identity;
+      this.remember(identity);
+      etags.atLeast(identity.etag);
+      etags.atLeast(identity.twin.etag);
+    }
+  }
+
+  // ---- lookups ----
+
+  find(deviceId: string, moduleId?: string): Identity | undefined {
+    return moduleId === undefined ? this.devices.get(deviceId) : this.modules.get(deviceId)?.get(moduleId);
+  }
+
+  require(deviceId: string, moduleId?: string): Identity {
+    const device = this.devices.get(deviceId);
+    if (!device) throw deviceNotFound(deviceId);
+    if (moduleId === undefined) return device;
+    const module = this.modules.get(deviceId)?.get(moduleId);
+    if (!module) throw moduleNotFound(deviceId, moduleId);
+    return module;
+  }
+
+  get count(): number {
+    let count = this.devices.size;
+    for (const modules of this.modules.values()) count += modules.size;
+    return count;
+  }
+
+  allDevices(): IterableIterator<Identity> {
+    return this.devices.values();
+  }
+
+  *allModules(): IterableIterator<Identity> {
+    for (const modules of this.modules.values()) yield* modules.values();
+  }
+
+  isConnected(identity: Identity): boolean {
+    return this.connected.has(identityKey(identity.deviceId, identity.moduleId));
+  }
+
+  // ---- devices ----
+
+  async getDevice(deviceId: string): Promise<JsonObject> {
+    await this.store.sync();
+    return deviceJson(this.require(deviceId), this.isConnected(this.require(deviceId)));
+  }
+
+  async listDevices(top = 1000): Promise<JsonObject[]> {
+    await this.store.sync();
+    return [...this.devices.values()].slice(0, Math.max(0, top)).map((d) => deviceJson(d, this.isConnected(d)));
+  }
+
+  /** PUT /devices/{id}: create (409 if it exists and no If-Match was sent) or update (If-Match etag or `*`). */
+  async putDevice(deviceId: string, body: unknown, ifMatch: string | undefined): Promise<JsonObject> {
+    const { device, revoke } = this.applyDevice(deviceId, body, ifMatch);
+    await this.store.sync();
+    if (revoke) this.events.emit("revoked", { key: deviceId, withModules: true });
+    return deviceJson(device, this.isConnected(device));
+  }
+
+  /** The synchronous part of a device PUT, shared with bulk import: validate, then change memory and the store. */
+  applyDevice(deviceId: string, body: unknown, ifMatch: string | undefined): { device: Identity; revoke: boolean } {
+    checkId("device", deviceId);
+    if (!isObject(body)) throw badRequest("the body must be a device JSON object");
+    if (body.deviceId !== undefined && body.deviceId !== deviceId)
+      throw badRequest("deviceId in the body differs from the path");
+    const existing = this.devices.get(deviceId);
+    if (existing && ifMatch === undefined) {
+      throw new HubError(409, "DeviceAlreadyExists", `A device with ID '${deviceId}' is already registered`);
+    }
+    if (existing && !etagMatches(ifMatch, existing.etag)) throw preconditionFailed(`device ${deviceId}`);
+    const status = body.status ?? existing?.status ?? "enabled";
+    if (status !== "enabled" && status !== "disabled") throw badRequest("status must be 'enabled' or 'disabled'");
+    const device = existing ? this.updated(existing, body) : this.created(deviceId, undefined, body);
+    if (status !== device.status) device.statusUpdatedTime = new Date().toISOString();
+    device.status = status;
+    device.statusReason = typeof body.statusReason === "string" ? body.statusReason : (device.statusReason ?? null);
+    device.capabilities = { iotEdge: isObject(body.capabilities) && body.capabilities.iotEdge === true };
+    this.save(device);
+    const revoke = existing !== undefined && (status === "disabled" || rekeyed(existing, device));
+    if (revoke) this.sessions.endAll(deviceId, true);
+    return { device, revoke };
+  }
+
+  async deleteDevice(deviceId: string, ifMatch: string | undefined): Promise<void> {
+    this.applyDeviceDelete(deviceId, ifMatch);
+    await this.store.sync();
+    this.events.emit("revoked", { key: deviceId, withModules: true });
+  }
+
+  applyDeviceDelete(deviceId: string, ifMatch: string | undefined): void {
+    const device = this.require(deviceId);
+    if (!etagMatches(ifMatch, device.etag)) throw preconditionFailed(`device ${deviceId}`);
+    for (const moduleId of this.modules.get(deviceId)?.keys() ?? []) {
+      this.store.put(identityStoreKey(deviceId, moduleId), null);
+    }
+    this.modules.delete(deviceId);
+    this.devices.delete(deviceId);
+    this.store.put(identityStoreKey(deviceId), null);
+    this.sessions.endAll(deviceId, true);
+  }
+
+  // ---- modules ----
+
+  async getModule(deviceId: string, moduleId: string): Promise<JsonObject> {
+    await this.store.sync();
+    const module = this.require(deviceId, moduleId);
+    return moduleJson(module, this.isConnected(module));
+  }
+
+  async listModules(deviceId: string): Promise<JsonObject[]> {
+    await this.store.sync();
+    this.require(deviceId);
+    return [...(this.modules.get(deviceId)?.values() ?? [])].map((m) => moduleJson(m, this.isConnected(m)));
+  }
+
+  async putModule(deviceId: string, moduleId: string, body: unknown, ifMatch: string | undefined): Promise<JsonObject> {
+    checkId("device", deviceId);
+    checkId("module", moduleId);
+    if (!isObject(body)) throw badRequest("the body must be a module JSON object");
+    if (
+      (body.deviceId !== undefined && body.deviceId !== deviceId) ||
+      (body.moduleId !== undefined && body.moduleId !== moduleId)
+    ) {
+      throw badRequest("deviceId or moduleId in the body differs from the path");
+    }
+    this.require(deviceId);
+    const siblings = this.modules.get(deviceId);
+    const existing = siblings?.get(moduleId);
+    if (existing && ifMatch === undefined) {
+      throw new HubError(
+        409,
+        "ModuleAlreadyExistsOnDevice",
+        `A module with ID '${moduleId}' is already registered on device '${deviceId}'`,
+      );
+    }
+    if (existing && !etagMatches(ifMatch, existing.etag)) throw preconditionFailed(`module ${deviceId}/${moduleId}`);
+    if (!existing && (siblings?.size ?? 0) >= MAX_MODULES_PER_DEVICE) {
+      throw new HubError(
+        403,
+        "TooManyModulesOnDevice",
+        `Device '${deviceId}' already has ${MAX_MODULES_PER_DEVICE} modules`,
+      );
+    }
+    const module = existing ? this.updated(existing, body) : this.created(deviceId, moduleId, body);
+    if (typeof body.managedBy === "string") module.managedBy = body.managedBy;
+    this.save(module);
+    const revoke = existing !== undefined && rekeyed(existing, module);
+    if (revoke) this.sessions.endAll(identityKey(deviceId, moduleId), false);
+    await this.store.sync();
+    if (revoke) this.events.emit("revoked", { key: identityKey(deviceId, moduleId), withModules: false });
+    return moduleJson(module, this.isConnected(module));
+  }
+
+  async deleteModule(deviceId: string, moduleId: string, ifMatch: string | undefined): Promise<void> {
+    const module = this.require(deviceId, moduleId);
+    if (!etagMatches(ifMatch, module.etag)) throw preconditionFailed(`module ${deviceId}/${moduleId}`);
+    this.modules.get(deviceId)?.delete(moduleId);
+    this.store.put(identityStoreKey(deviceId, moduleId), null);
+    this.sessions.endAll(identityKey(deviceId, moduleId), false);
+    await this.store.sync();
+    this.events.emit("revoked", { key: identityKey(deviceId, moduleId), withModules: false });
+  }
+
+  // ---- connection state (not persisted: after a restart nothing is connected) ----
+
+  setConnected(deviceId: string, moduleId: string | undefined, connected: boolean): void {
+    const key = identityKey(deviceId, moduleId);
+    if (connected) this.connected.add(key);
+    else this.connected.delete(key);
+    const identity = this.find(deviceId, moduleId);
+    if (identity) {
+      identity.connectionStateUpdatedTime = new Date().toISOString();
+      if (connected) identity.lastActivityTime = identity.connectionStateUpdatedTime;
+    }
+  }
+
+  /** Stores an identity whose twin or activity changed (twins.ts); durable at the next store sync. */
+  save(identity: Identity): void {
+    this.remember(identity);
+    this.store.put(identityStoreKey(identity.deviceId, identity.moduleId), identity);
+  }
+
+  // ---- internals ----
+
+  private remember(identity: Identity): void {
+    if (identity.moduleId === undefined) {
+      this.devices.set(identity.deviceId, identity);
+      return;
+    }
+    let siblings = this.modules.get(identity.deviceId);
+    if (!siblings) this.modules.set(identity.deviceId, (siblings = new Map()));
+    siblings.set(identity.moduleId, identity);
+  }
+
+  private created(deviceId: string, moduleId: string | undefined, body: JsonObject): Identity {
+    const now = new Date().toISOString();
+    const keys = checkKeys(body) ?? { primaryKey: generateKey(), secondaryKey: generateKey() };
+    return {
+      deviceId,
+      ...(moduleId === undefined ? {} : { moduleId, managedBy: "" }),
+      generationId: randomUUID().replace(/-/g, "").slice(0, 18),
+      etag: this.etags.nextIdentityEtag(),
+      statusUpdatedTime: NEVER,
+      connectionStateUpdatedTime: NEVER,
+      lastActivityTime: NEVER,
+      authentication: {
+        type: "sas",
+        symmetricKey: keys,
+        x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
+      },
+      twin: newTwin(this.etags.nextTwinEtag(), now),
+    };
+  }
+
+  private updated(existing: Identity, body: JsonObject): Identity {
+    const keys = checkKeys(body) ?? existing.authentication.symmetricKey;
+    return {
+      ...existing,
+      etag: this.etags.nextIdentityEtag(),
+      authentication: { ...existing.authentication, symmetricKey: keys },
+    };
+  }
+}
+
+function rekeyed(before: Identity, after: Identity): boolean {
+  return before.authentication.symmetricKey.primaryKey !== after.authentication.symmetricKey.primaryKey;
+}

@@ -1,0 +1,54 @@
+/**
+ * What the core keeps in the store, and under which keys. One file so that a reader sees the whole durable state at a
+ * glance: identities with their twins, the policies, persistent MQTT sessions and the etag counter.
+ */
+import type { TwinState } from "./twin-document";
+
+export type Permission = "RegistryRead" | "RegistryWrite" | "ServiceConnect" | "DeviceConnect";
+
+export interface Policy {
+  keyName: string;
+  primaryKey: string;
+  secondaryKey: string;
+  rights: Permission[];
+}
+
+export interface SymmetricKeys {
+  primaryKey: string;
+  secondaryKey: string;
+}
+
+export interface Identity {
+  deviceId: string;
+  moduleId?: string;
+  generationId: string;
+  etag: string;
+  managedBy?: string;
+  status?: "enabled" | "disabled";
+  statusReason?: string | null;
+  statusUpdatedTime: string;
+  connectionStateUpdatedTime: string;
+  lastActivityTime: string;
+  capabilities?: { iotEdge: boolean };
+  authentication: {
+    type: string;
+    symmetricKey: SymmetricKeys;
+    x509Thumbprint: { primaryThumbprint: string | null; secondaryThumbprint: string | null };
+  };
+  twin: TwinState;
+}
+
+/** A record in the store: an identity with its twin, the list of policies, a session's subscriptions, a counter. */
+export type StoredRecord = Identity | Policy[] | string[] | number;
+
+export const POLICIES_KEY = "policies";
+export const ETAG_SEQUENCE_KEY = "etagSequence";
+export const SESSION_PREFIX = "session:";
+
+export const identityKey = (deviceId: string, moduleId?: string): string =>
+  moduleId === undefined ? deviceId : `${deviceId}/${moduleId}`;
+
+export const identityStoreKey = (deviceId: string, moduleId?: string): string =>
+  moduleId === undefined ? `device:${deviceId}` : `module:${deviceId}/${moduleId}`;
+
+export const isIdentityStoreKey = (key: string): boolean => key.startsWith("device:") || key.startsWith("module:");

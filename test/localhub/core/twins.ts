@@ -1,0 +1,129 @@
+/**
+ * Device and module twins: the service reads, patches and replaces tags and desired properties; the identity reads its
+ * twin and patches its reported properties. Commit, then notify: a desired change reaches the edges only once it is
+ * durable, so a device never sees a `$version` that a crash could take back and give to other content.
+ */
+import type { Store } from "../store/journal";
+import { badRequest, preconditionFailed } from "./errors";
+import type { EtagCounter } from "./etags";
+import { etagMatches } from "./etags";
+import type { HubEvents } from "./events";
+import type { Identities } from "./identities";
+import { Identity, StoredRecord, identityKey } from "./records";
+import {
+  Json,
+  JsonObject,
+  isObject,
+  patchProperties,
+  patchTags,
+  replaceProperties,
+  replacementPatch,
+} from "./twin-document";
+import { deviceTwinJson, twinJson } from "./views";
+
+export class Twins {
+  constructor(
+    private readonly store: Store<StoredRecord>,
+    private readonly identities: Identities,
+    private readonly etags: EtagCounter,
+    private readonly events: HubEvents,
+  ) {}
+
+  async get(deviceId: string, moduleId?: string): Promise<JsonObject> {
+    await this.store.sync();
+    return this.json(this.identities.require(deviceId, moduleId));
+  }
+
+  /** PATCH /twins/...: deep-merges tags and desired properties (null deletes) and notifies the identity. */
+  async patch(
+    deviceId: string,
+    moduleId: string | undefined,
+    body: Json,
+    ifMatch: string | undefined,
+  ): Promise<JsonObject> {
+    const { identity, tags, desired } = this.begin(deviceId, moduleId, body, ifMatch);
+    const now = new Date().toISOString();
+    // Compute everything first: a request that fails validation changes nothing.
+    const nextTags = tags === undefined ? identity.twin.tags : patchTags(identity.twin.tags, tags);
+    const nextDesired =
+      desired === undefined ? identity.twin.desired : patchProperties(identity.twin.desired, "desired", desired, now);
+    identity.twin = { ...identity.twin, tags: nextTags, desired: nextDesired };
+    return this.commit(identity, desired === undefined ? undefined : (desired as JsonObject));
+  }
+
+  /** PUT /twins/...: replaces tags and desired properties whole. */
+  async replace(
+    deviceId: string,
+    moduleId: string | undefined,
+    body: Json,
+    ifMatch: string | undefined,
+  ): Promise<JsonObject> {
+    const { identity, tags, desired } = this.begin(deviceId, moduleId, body, ifMatch);
+    const now = new Date().toISOString();
+    const nextTags = patchTags({}, tags ?? {});
+    const nextDesired = replaceProperties(identity.twin.desired, "desired", desired ?? {}, now);
+    const before = identity.twin.desired.values;
+    identity.twin = { ...identity.twin, tags: nextTags, desired: nextDesired };
+    return this.commit(identity, replacementPatch(before, nextDesired.values));
+  }
+
+  /** The identity's own view of its twin (MQTT twin GET). */
+  async deviceTwin(deviceId: string, moduleId?: string): Promise<JsonObject> {
+    await this.store.sync();
+    return deviceTwinJson(this.identities.require(deviceId, moduleId));
+  }
+
+  /** A reported-properties patch from the identity itself; resolves with the new reported `$version` once durable. */
+  async patchReported(deviceId: string, moduleId: string | undefined, patch: Json): Promise<number> {
+    const identity = this.identities.require(deviceId, moduleId);
+    const now = new Date().toISOString();
+    const reported = patchProperties(identity.twin.reported, "reported", patch, now);
+    identity.twin = { ...identity.twin, reported };
+    identity.lastActivityTime = now;
+    this.bumpAndSave(identity);
+    await this.store.sync();
+    return reported.version;
+  }
+
+  json(identity: Identity): JsonObject {
+    const device = this.identities.find(identity.deviceId) ?? identity;
+    return twinJson(identity, device, this.identities.isConnected(identity));
+  }
+
+  private async commit(identity: Identity, desiredPatch: JsonObject | undefined): Promise<JsonObject> {
+    this.bumpAndSave(identity);
+    const version = identity.twin.desired.version;
+    const answer = this.json(identity);
+    await this.store.sync();
+    if (desiredPatch !== undefined) {
+      this.events.emit("desired", {
+        deviceId: identity.deviceId,
+        moduleId: identity.moduleId,
+        patch: desiredPatch,
+        version,
+      });
+    }
+    return answer;
+  }
+
+  private bumpAndSave(identity: Identity): void {
+    identity.twin.version += 1;
+    identity.twin.etag = this.etags.nextTwinEtag();
+    this.identities.save(identity);
+  }
+
+  /** What every service twin write starts with: the identity, the parts of the body, and the If-Match check. */
+  private begin(deviceId: string, moduleId: string | undefined, body: Json, ifMatch: string | undefined) {
+    const identity = this.identities.require(deviceId, moduleId);
+    if (!isObject(body)) throw badRequest("the body must be a twin JSON object");
+    const properties = body.properties === undefined || body.properties === null ? {} : body.properties;
+    if (!isObject(properties)) throw badRequest("properties must be a JSON object");
+    if (properties.reported !== undefined) {
+      throw badRequest("reported properties can only be written by the device or module itself");
+    }
+    if (!etagMatches(ifMatch, identity.twin.etag)) {
+      throw preconditionFailed(`the twin of ${identityKey(deviceId, moduleId)}`);
+    }
+    return { identity, tags: body.tags ?? undefined, desired: properties.desired ?? undefined };
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The wire JSON of devices, modules and twins, built in one place: what GET /devices, /modules and /twins answer,
+ * in the field names and shapes the real hub uses.
+ */
+import type { Identity } from "./records";
+import { JsonObject, deviceView, serviceView } from "./twin-document";
+
+const connectionState = (connected: boolean): string => (connected ? "Connected" : "Disconnected");
+
+export function deviceJson(d: Identity, connected: boolean): JsonObject {
+  return {
+    deviceId: d.deviceId,
+    generationId: d.generationId,
+    etag: d.etag,
+    connectionState: connectionState(connected),
+    status: d.status ?? "enabled",
+    statusReason: d.statusReason ?? null,
+    connectionStateUpdatedTime: d.connectionStateUpdatedTime,
+    statusUpdatedTime: d.statusUpdatedTime,
+    lastActivityTime: d.lastActivityTime,
+    cloudToDeviceMessageCount: 0,
+    capabilities: d.capabilities ?? { iotEdge: false },
+    authentication: d.authentication as unknown as JsonObject,
+  };
+}
+
+export function moduleJson(m: Identity, connected: boolean): JsonObject {
+  return {
+    moduleId: m.moduleId ?? null,
+    managedBy: m.managedBy ?? "",
+    deviceId: m.deviceId,
+    generationId: m.generationId,
+    etag: m.etag,
+    connectionState: connectionState(connected),
+    connectionStateUpdatedTime: m.connectionStateUpdatedTime,
+    lastActivityTime: m.lastActivityTime,
+    cloudToDeviceMessageCount: 0,
+    authentication: m.authentication as unknown as JsonObject,
+  };
+}
+
+/** The service view of a twin; `device` gives a module twin its device's status. */
+export function twinJson(identity: Identity, device: Identity, connected: boolean): JsonObject {
+  const twin = identity.twin;
+  return {
+    deviceId: identity.deviceId,
+    ...(identity.moduleId === undefined ? {} : { moduleId: identity.moduleId }),
+    etag: twin.etag,
+    deviceEtag: identity.etag,
+    status: device.status ?? "enabled",
+    statusUpdateTime: device.statusUpdatedTime,
+    connectionState: connectionState(connected),
+    lastActivityTime: identity.lastActivityTime,
+    cloudToDeviceMessageCount: 0,
+    authenticationType: "sas",
+    x509Thumbprint: identity.authentication.x509Thumbprint as unknown as JsonObject,
+    modelId: "",
+    version: twin.version,
+    ...(Object.keys(twin.tags).length ? { tags: twin.tags } : {}),
+    properties: { desired: serviceView(twin.desired), reported: serviceView(twin.reported) },
+  };
+}
+
+/** The device's view of its own twin (MQTT twin GET): no metadata, no tags. */
+export function deviceTwinJson(identity: Identity): JsonObject {
+  return { desired: deviceView(identity.twin.desired), reported: deviceView(identity.twin.reported) };
+}

@@ -1,0 +1,57 @@
+/**
+ * The MQTT edge's switchboard: the live session of each identity (one connection per identity: a new CONNECT drops
+ * the old one), and the core's events routed to the right session.
+ */
+import type { Duplex } from "node:stream";
+import type { HubCore } from "../../core/hub-core";
+import { identityKey } from "../../core/records";
+import { Session } from "./session";
+import { pushDesired } from "./twin";
+
+export class MqttEdge {
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(
+    readonly core: HubCore,
+    readonly log: (line: string) => void,
+  ) {
+    core.events.on("desired", (change) => {
+      const session = this.sessions.get(identityKey(change.deviceId, change.moduleId));
+      if (session) pushDesired(session, change);
+    });
+    core.events.on("revoked", ({ key, withModules }) => {
+      for (const [sessionKey, session] of this.sessions) {
+        if (sessionKey === key || (withModules && sessionKey.startsWith(`${key}/`)))
+          session.close("identity deleted, disabled or re-keyed");
+      }
+    });
+  }
+
+  /** Serves one client connection; `transport` only labels the log lines. */
+  accept(stream: Duplex, transport: string): void {
+    new Session(this, stream, transport);
+  }
+
+  /** Registers a freshly authenticated session, dropping an older one of the same identity. */
+  claim(key: string, session: Session): void {
+    const previous = this.sessions.get(key);
+    this.sessions.set(key, session);
+    previous?.close("replaced by a new connection of the same identity");
+  }
+
+  release(key: string, session: Session): void {
+    if (this.sessions.get(key) === session) this.sessions.delete(key);
+  }
+
+  session(key: string): Session | undefined {
+    return this.sessions.get(key);
+  }
+
+  get connectionCount(): number {
+    return this.sessions.size;
+  }
+
+  closeAll(): void {
+    for (const session of [...this.sessions.values()]) session.close("hub stopping");
+  }
+}

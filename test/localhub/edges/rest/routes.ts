@@ -1,0 +1,79 @@
+/**
+ * The service REST API's route table: which method and path call which core operation, with which permission, on
+ * which resource (for the token's scope). One entry per operation the real hub's Node SDK uses.
+ */
+import type { HubCore } from "../../core/hub-core";
+import type { Permission } from "../../core/records";
+import type { Json } from "../../core/twin-document";
+
+export interface Request {
+  body: Json;
+  ifMatch: string | undefined;
+  query: URLSearchParams;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** A JSON body that needs headers of its own (paging of queries, say). */
+export class JsonWithHeaders {
+  constructor(
+    readonly json: Json,
+    readonly headers: Record<string, string>,
+  ) {}
+}
+
+/** What a route answers: a JSON body (200), nothing (204), or a body with extra headers. */
+export type Answer = Json | undefined | JsonWithHeaders;
+
+export interface Route {
+  needs: Permission[];
+  /** The resource the operation touches, checked against the token's scope. */
+  resource: string;
+  /** Reads have no body to look at. */
+  hasBody: boolean;
+  run(request: Request): Promise<Answer>;
+}
+
+const READ: Permission[] = ["RegistryRead"];
+const WRITE: Permission[] = ["RegistryWrite"];
+const TWIN_READ: Permission[] = ["ServiceConnect", "RegistryRead"];
+const TWIN_WRITE: Permission[] = ["ServiceConnect"];
+
+/** Maps method and path segments to a route; undefined for an unknown path, null for a method the path lacks. */
+export function route(core: HubCore, method: string, segments: string[]): Route | null | undefined {
+  const [collection, deviceId, sub, moduleId, ...rest] = segments;
+  const { identities, twins } = core;
+  if (rest.length || (sub !== undefined && sub !== "modules")) return undefined;
+  const resource =
+    deviceId === undefined ? "devices" : `devices/${deviceId}${moduleId === undefined ? "" : `/modules/${moduleId}`}`;
+  const make = (needs: Permission[], hasBody: boolean, run: Route["run"]): Route => ({ needs, resource, hasBody, run });
+
+  if (collection === "devices" && deviceId === undefined) {
+    if (method === "GET") return make(READ, false, (r) => identities.listDevices(Number(r.query.get("top") ?? 1000)));
+    if (method === "POST") return make(WRITE, true, (r) => core.bulk(r.body));
+    return null;
+  }
+  if (collection === "devices" && sub === undefined) {
+    if (method === "GET") return make(READ, false, () => identities.getDevice(deviceId));
+    if (method === "PUT") return make(WRITE, true, (r) => identities.putDevice(deviceId, r.body, r.ifMatch));
+    if (method === "DELETE")
+      return make(WRITE, false, async (r) => void (await identities.deleteDevice(deviceId, r.ifMatch)));
+    return null;
+  }
+  if (collection === "devices" && moduleId === undefined) {
+    return method === "GET" ? make(READ, false, () => identities.listModules(deviceId)) : null;
+  }
+  if (collection === "devices") {
+    if (method === "GET") return make(READ, false, () => identities.getModule(deviceId, moduleId));
+    if (method === "PUT") return make(WRITE, true, (r) => identities.putModule(deviceId, moduleId, r.body, r.ifMatch));
+    if (method === "DELETE")
+      return make(WRITE, false, async (r) => void (await identities.deleteModule(deviceId, moduleId, r.ifMatch)));
+    return null;
+  }
+  if (collection === "twins" && deviceId !== undefined && (sub === undefined || moduleId !== undefined)) {
+    if (method === "GET") return make(TWIN_READ, false, () => twins.get(deviceId, moduleId));
+    if (method === "PATCH") return make(TWIN_WRITE, true, (r) => twins.patch(deviceId, moduleId, r.body, r.ifMatch));
+    if (method === "PUT") return make(TWIN_WRITE, true, (r) => twins.replace(deviceId, moduleId, r.body, r.ifMatch));
+    return null;
+  }
+  return undefined;
+}

@@ -1,0 +1,92 @@
+/**
+ * The service REST edge (HTTPS): parse the target, route, authenticate and authorize, read the body, call the core
+ * (which answers once the change is durable), answer in the hub's JSON and error format. One log line per request.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
+import { HubError, badRequest } from "../../core/errors";
+import type { HubCore } from "../../core/hub-core";
+import { authenticate, authorize } from "../../core/sas";
+import { isObject } from "../../core/twin-document";
+import { parseJson, readBody } from "./body";
+import { JsonWithHeaders, route } from "./routes";
+
+const JSON_TYPE = "application/json; charset=utf-8";
+
+/** Splits a request target into decoded path segments and its query; odd targets are a 400, never a crash. */
+function parseTarget(target: string | undefined): { pathname: string; segments: string[]; query: URLSearchParams } {
+  let url: URL;
+  try {
+    url = new URL(target ?? "/", "https://localhost");
+  } catch {
+    throw badRequest("The request target is not a valid URL");
+  }
+  try {
+    return {
+      pathname: url.pathname,
+      segments: url.pathname.split("/").filter(Boolean).map(decodeURIComponent),
+      query: url.searchParams,
+    };
+  } catch {
+    throw badRequest("The path is not valid URL encoding");
+  }
+}
+
+export function createRestHandler(core: HubCore, log: (line: string) => void) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = process.hrtime.bigint();
+    const trackingId = randomUUID();
+    const method = req.method ?? "GET";
+    let pathname = (req.url ?? "/").split("?")[0].slice(0, 200);
+    let status = 500;
+    try {
+      const target = parseTarget(req.url);
+      pathname = target.pathname;
+      const found = route(core, method, target.segments);
+      if (found === undefined) throw new HubError(404, "NotFound", `No such resource: ${method} ${pathname}`);
+      if (found === null) throw new HubError(405, "MethodNotAllowed", `${method} is not supported on ${pathname}`);
+      authorize(authenticate(core, req.headers.authorization), found.needs, found.resource);
+      if (!found.hasBody) req.resume(); // nothing to look at; drain whatever was sent
+      const body = found.hasBody ? parseJson(await readBody(req)) : {};
+      const ifMatch = req.headers["if-match"];
+      const answer = await found.run({
+        body,
+        ifMatch: typeof ifMatch === "string" ? ifMatch : undefined,
+        query: target.query,
+        headers: req.headers,
+      });
+      if (answer === undefined) {
+        status = 204;
+        res.writeHead(204, { "iothub-tracking-id": trackingId }).end();
+        return;
+      }
+      const { json, headers } = answer instanceof JsonWithHeaders ? answer : { json: answer, headers: {} };
+      const etag = isObject(json) ? json.etag : undefined;
+      status = 200;
+      res.writeHead(200, {
+        "Content-Type": JSON_TYPE,
+        "iothub-tracking-id": trackingId,
+        ...(typeof etag === "string" ? { ETag: `"${etag}"` } : {}),
+        ...headers,
+      });
+      res.end(JSON.stringify(json));
+    } catch (err) {
+      const hubError =
+        err instanceof HubError ? err : new HubError(500, "ServerError", "The local hub failed to handle the request");
+      if (!(err instanceof HubError))
+        log(`internal error on ${method} ${pathname}: ${(err as Error)?.stack ?? String(err)}`);
+      status = hubError.status;
+      if (!res.headersSent) {
+        res.writeHead(status, {
+          "Content-Type": JSON_TYPE,
+          "iothub-errorcode": hubError.code,
+          "iothub-tracking-id": trackingId,
+        });
+        res.end(hubError.toRestBody(trackingId));
+      }
+    } finally {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      log(`${method} ${pathname} ${status} ${ms.toFixed(1)}ms`);
+    }
+  };
+}

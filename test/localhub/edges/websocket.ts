@@ -1,0 +1,43 @@
+/**
+ * WebSocket upgrades on the HTTPS port: `/$iothub/websocket` carries MQTT (subprotocol `mqtt`), as on the real hub.
+ * Anything else is refused before a frame is read; frames have a size limit.
+ */
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, createWebSocketStream } from "ws";
+import type { MqttEdge } from "./mqtt/broker";
+
+/** Larger than any MQTT packet the hub accepts (session.ts); `ws` would otherwise accept 100 MiB. */
+export const MAX_WEBSOCKET_FRAME_BYTES = 512 * 1024;
+const PATH = "/$iothub/websocket";
+
+export class WebSocketEdge {
+  private readonly server = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_WEBSOCKET_FRAME_BYTES,
+    handleProtocols: (protocols) => (protocols.has("mqtt") ? "mqtt" : false),
+  });
+
+  constructor(
+    private readonly mqtt: MqttEdge,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (req.url ?? "").split("?")[0];
+    if (path !== PATH) {
+      this.log(`WebSocket upgrade refused: unknown path ${path.slice(0, 100)}`);
+      socket.destroy();
+      return;
+    }
+    socket.on("error", () => socket.destroy());
+    this.server.handleUpgrade(req, socket, head, (ws) => {
+      ws.on("error", (err) => this.log(`WebSocket closed: ${err.message}`));
+      this.mqtt.accept(createWebSocketStream(ws), "websocket");
+    });
+  }
+
+  closeAll(): void {
+    for (const client of this.server.clients) client.terminate();
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The hub's sockets: HTTPS and TLS servers on the loopback addresses, with a TLS handshake limit, and the one clear
+ * error for a port that cannot be bound.
+ */
+import * as https from "node:https";
+import * as net from "node:net";
+import * as tls from "node:tls";
+
+export const LOOPBACK = ["127.0.0.1", "::1"];
+
+/** A client that opens TCP and never finishes the TLS handshake is dropped after this long. */
+export const DEFAULT_TLS_HANDSHAKE_MS = 10_000;
+
+/** A port the hub cannot bind, with what to do about it. */
+export class PortError extends Error {
+  constructor(
+    readonly port: number,
+    readonly code: string,
+  ) {
+    super(
+      code === "EACCES"
+        ? `Cannot listen on port ${port}: ports below 1024 need privileges on Linux. Run as root, or allow it once with ` +
+            "`sudo sysctl net.ipv4.ip_unprivileged_port_start=443`."
+        : code === "EADDRINUSE"
+          ? `Cannot listen on port ${port}: it is already in use (another local hub? \`sudo lsof -i :${port}\` shows who). Stop it and try again.`
+          : `Cannot listen on port ${port}: ${code}.`,
+    );
+  }
+}
+
+export interface TlsMaterial {
+  key: string;
+  cert: string;
+}
+
+/**
+ * Node reports a failed or timed-out handshake (`tlsClientError`) but leaves the socket open: close it, or half-open
+ * connections pile up until the process runs out of file descriptors.
+ */
+function dropFailedHandshakes(server: tls.Server, log: (line: string) => void): void {
+  server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
+    socket.destroy();
+    // A client that does not trust our CA aborts the handshake: its error to report. Timeouts are ours to mention.
+    if (err.message.includes("timed out"))
+      log(`TLS handshake not finished in time: connection from ${socket.remoteAddress} dropped`);
+  });
+}
+
+export function createHttpsServer(
+  material: TlsMaterial,
+  handshakeMs: number,
+  log: (line: string) => void,
+  onRequest: (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => void,
+): https.Server {
+  const server = https.createServer({ ...material, handshakeTimeout: handshakeMs }, onRequest);
+  // Like Azure's load balancer, keep idle connections for minutes: the SDK reuses them (keep-alive agent), and a
+  // short server timeout races with that reuse ("socket hang up").
+  server.keepAliveTimeout = 240_000;
+  dropFailedHandshakes(server, log);
+  return server;
+}
+
+export function createTlsServer(
+  material: TlsMaterial,
+  handshakeMs: number,
+  log: (line: string) => void,
+  onSocket: (socket: tls.TLSSocket) => void,
+): tls.Server {
+  const server = tls.createServer({ ...material, handshakeTimeout: handshakeMs }, onSocket);
+  dropFailedHandshakes(server, log);
+  return server;
+}
+
+/** Listens on one address; resolves false where the machine has no such address (no IPv6 loopback). */
+export function listen(server: net.Server, port: number, address: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      server.off("listening", onListening);
+      if (address === "::1" && (err.code === "EADDRNOTAVAIL" || err.code === "EAFNOSUPPORT")) resolve(false);
+      else reject(new PortError(port, err.code ?? String(err)));
+    };
+    const onListening = () => {
+      server.off("error", onError);
+      resolve(true);
+    };
+    server.once("error", onError);
+    server.once("listening", onListening);
+    server.listen({ port, host: address, ipv6Only: address === "::1" });
+  });
+}
+
+export function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    if (server instanceof https.Server) server.closeAllConnections();
+  });
+}
