@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
+import { PORT_REDIRECT_PATH, redirectEnv } from "./localhub/client-setup";
 import { PortError, startHub } from "./localhub/hub";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -69,11 +70,16 @@ export async function main(): Promise<void> {
   console.log(
     `   Listening on ${hub.listening.join(", ")}; the scripts trust it through NODE_EXTRA_CA_CERTS=${hub.caPath}`,
   );
+  if (Object.keys(hub.redirects).length) {
+    console.log(`   Port 443 needs privileges here: the scripts reach localhost:443 through ${PORT_REDIRECT_PATH}`);
+  }
 
   // The scripts run in an empty folder: they get their settings from the environment, and a .env of yours is left alone.
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_EXTRA_CA_CERTS: hub.caPath,
+    // Where the hub could not take 443 (a normal Linux user), the preload that sends the scripts to its port.
+    ...redirectEnv(hub.redirects),
     IOTHUB_CONNECTION_STRING: hub.connectionString,
   };
   delete env.MODULE_CONNECTION_STRING;

@@ -2,17 +2,13 @@
  * Commit, then notify: a device sees a desired patch only once the hub has made it durable, so no `$version` it saw
  * can be taken back by a crash and given to other content.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { spawn } from "node:child_process";
 import { Registry } from "azure-iothub";
 import { ModuleClient, Twin } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import type { StoredRecord } from "../localhub/core/records";
-import { startHub } from "../localhub/hub";
 import type { Store } from "../localhub/store/journal";
-import { NODE_WITH_TSX, ROOT } from "../helpers/paths";
-import { copyTestCertificates, eventually, moduleConnectionString, startTestHub, tempDir } from "../helpers/hub";
+import { spawnHubCli } from "../helpers/hub-process";
+import { eventually, moduleConnectionString, startTestHub, tempDir } from "../helpers/hub";
 
 /** A store in memory whose sync() can be held back, like a disk that takes its time. */
 class HeldBackStore implements Store<StoredRecord> {
@@ -47,9 +43,8 @@ async function desiredPatches(client: ModuleClient): Promise<{ twin: Twin; patch
 
 it("does not show a desired patch to the device, nor answer the service, before the change is durable", async () => {
   const dataDir = tempDir();
-  copyTestCertificates(dataDir);
   const store = new HeldBackStore();
-  const hub = await startHub({ dataDir, store });
+  const hub = await startTestHub(dataDir, { store });
   let module: ModuleClient | undefined;
   try {
     const registry = Registry.fromConnectionString(hub.connectionString);
@@ -80,23 +75,9 @@ it("does not show a desired patch to the device, nor answer the service, before 
 
 it("never reuses a $version a device has seen, across kill -9 under a stream of patches", async () => {
   const dataDir = tempDir();
-  copyTestCertificates(dataDir);
-  const [node, ...nodeArgs] = NODE_WITH_TSX;
-  const cliPath = path.join(ROOT, "test/localhub/cli.ts");
-  const spawnHub = () => {
-    const child = spawn(node, [...nodeArgs, cliPath, "--data", dataDir, "--quiet"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout!.on("data", (chunk) => (output += chunk));
-    return { child, ready: () => /ready/.test(output), exited: new Promise((r) => child.on("exit", r)) };
-  };
-
-  let hub = spawnHub();
-  await eventually(hub.ready, "the hub to start", 20_000);
-  const connectionString = /IOTHUB_CONNECTION_STRING="([^"]+)"/.exec(
-    fs.readFileSync(path.join(dataDir, "env"), "utf8"),
-  )![1];
+  let hub = spawnHubCli(dataDir, ["--quiet", "--https-port", "0", "--mqtt-port", "0"]);
+  await hub.ready();
+  const connectionString = hub.connect();
   const registry = Registry.fromConnectionString(connectionString);
   await registry.create({ deviceId: "crash" });
   await registry.addModule({ deviceId: "crash", moduleId: "m" });
@@ -127,8 +108,9 @@ it("never reuses a $version a device has seen, across kill -9 under a stream of 
     await stream;
     for (const patch of patches) seen.set(patch.$version, patch.n);
 
-    hub = spawnHub();
-    await eventually(hub.ready, "the hub to start again", 20_000);
+    hub = spawnHubCli(dataDir, ["--quiet", "--https-port", "0", "--mqtt-port", "0"]);
+    await hub.ready();
+    hub.connect(); // new ports: the redirect follows them
     const twin = (await registry.getModuleTwin("crash", "m")).responseBody as any;
     const highestSeen = Math.max(...seen.keys());
     // The hub remembers at least every version it announced, with the content it announced.

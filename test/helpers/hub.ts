@@ -5,7 +5,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
 import { createSasToken } from "../localhub/core/sas";
-import { Hub, startHub } from "../localhub/hub";
+import { Hub, HubOptions, startHub } from "../localhub/hub";
+import { redirectEnv } from "../localhub/client-setup";
+import { setPortMap } from "../localhub/port-redirect.cjs";
 import { NODE_WITH_TSX, ROOT, TEST_TLS_DIR } from "./paths";
 
 const TLS_FILES = ["ca.pem", "ca-key.pem", "server.pem", "server-key.pem"];
@@ -22,10 +24,16 @@ export function copyTestCertificates(dataDir: string): void {
   for (const file of TLS_FILES) fs.copyFileSync(path.join(TEST_TLS_DIR, file), path.join(dataDir, file));
 }
 
-/** Starts a hub with a fresh (or the given) state directory and the certificates this jest process trusts. */
-export async function startTestHub(dataDir = tempDir()): Promise<Hub> {
+/**
+ * Starts a hub with a fresh (or the given) state directory and the certificates this jest process trusts, on
+ * ephemeral ports, and sends this process's connections to localhost:443 and :8883 to it: the real SDKs connect as
+ * they would to Azure, and test files run in parallel without sharing the machine's ports.
+ */
+export async function startTestHub(dataDir = tempDir(), options: HubOptions = {}): Promise<Hub> {
   copyTestCertificates(dataDir);
-  return startHub({ dataDir });
+  const hub = await startHub({ dataDir, httpsPort: 0, mqttPort: 0, ...options });
+  setPortMap(hub.redirects);
+  return hub;
 }
 
 export function moduleConnectionString(hub: Hub, deviceId: string, moduleId?: string): string {
@@ -107,9 +115,14 @@ export function killScripts(): void {
   running.clear();
 }
 
-/** The environment a reader has after `npm run hub` and `export NODE_EXTRA_CA_CERTS=...`. */
+/** What a client process needs to reach the hub: its CA, and the redirect when the hub is not on 443/8883. */
+export function clientEnv(hub: Pick<Hub, "caPath" | "redirects">): NodeJS.ProcessEnv {
+  return { NODE_EXTRA_CA_CERTS: hub.caPath, ...redirectEnv(hub.redirects, undefined) };
+}
+
+/** The environment a reader has after `npm run hub` and pasting the lines it prints. */
 export function scriptEnv(hub: Hub, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { NODE_EXTRA_CA_CERTS: hub.caPath, IOTHUB_CONNECTION_STRING: hub.connectionString, ...extra };
+  return { ...clientEnv(hub), IOTHUB_CONNECTION_STRING: hub.connectionString, ...extra };
 }
 
 export interface RawResponse {
@@ -161,7 +174,7 @@ export function identityToken(hub: Hub, deviceId: string, moduleId?: string): st
   const resource = `${hub.hostName}/devices/${deviceId}${moduleId ? `/modules/${moduleId}` : ""}`;
   return createSasToken(
     resource,
-    identity.authentication.symmetricKey.primaryKey,
+    identity.authentication.symmetricKey.primaryKey!,
     Math.floor(Date.now() / 1000) + 3600,
   );
 }

@@ -1,12 +1,21 @@
 /**
  * @summary `npm run hub`: runs the local IoT hub in the foreground until Ctrl-C.
  *
- * Usage: npm run hub -- [--data DIR] [--in-memory] [--quiet]
+ * Usage: npm run hub -- [--data DIR] [--in-memory] [--quiet] [--https-port N] [--mqtt-port N]
  */
 import { parseArgs } from "node:util";
+import { PORT_REDIRECT_PATH as REDIRECT_PATH, Shell, clientSetupLines } from "./client-setup";
 import { PortError, startHub } from "./hub";
 
-const USAGE = "Usage: npm run hub -- [--data DIR] [--in-memory] [--quiet]";
+const USAGE = "Usage: npm run hub -- [--data DIR] [--in-memory] [--quiet] [--https-port N] [--mqtt-port N]";
+/** The shells a reader on this platform types in (WSL counts as Linux). */
+const SHELLS: [Shell, string][] =
+  process.platform === "win32"
+    ? [
+        ["powershell", "PowerShell"],
+        ["cmd", "cmd"],
+      ]
+    : [["bash", "bash or zsh"]];
 
 function maskKey(connectionString: string): string {
   return connectionString.replace(/(SharedAccessKey=)(.{4})[^;]*/, "$1$2…");
@@ -22,6 +31,8 @@ export async function main(): Promise<void> {
         data: { type: "string", default: ".localhub" },
         "in-memory": { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
+        "https-port": { type: "string" },
+        "mqtt-port": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -38,6 +49,8 @@ export async function main(): Promise<void> {
   const hub = await startHub({
     dataDir: values.data,
     inMemory: values["in-memory"],
+    httpsPort: portOption(values["https-port"], "--https-port"),
+    mqttPort: portOption(values["mqtt-port"], "--mqtt-port"),
     log: quiet ? undefined : (line) => console.log(`[hub] ${line}`),
   });
 
@@ -45,8 +58,16 @@ export async function main(): Promise<void> {
   console.log(`State: ${values["in-memory"] ? "in memory (lost on exit)" : `${hub.dataDir}/state`}`);
   console.log(`Connection string (iothubowner) and CA path written to ${hub.envPath}:`);
   console.log(`  IOTHUB_CONNECTION_STRING="${maskKey(hub.connectionString)}"   (full key in ${hub.envPath})`);
-  console.log("In the shell where you run the tutorial scripts, trust the hub's certificate authority first:");
-  console.log(`  export NODE_EXTRA_CA_CERTS=${hub.caPath}`);
+  if (Object.keys(hub.redirects).length) {
+    const moved = Object.entries(hub.redirects).map(([from, to]) => `${from} on ${to}`);
+    console.log(`Serving ${moved.join(" and ")}: clients reach it as usual through ${REDIRECT_PATH}.`);
+  }
+  console.log("In each terminal where you run the tutorial scripts, first paste the lines for your shell:");
+  const setup = { caPath: hub.caPath, envPath: hub.envPath, portMap: hub.redirects, redirectPath: REDIRECT_PATH };
+  for (const [shell, label] of SHELLS) {
+    console.log(`  ${label}:`);
+    for (const line of clientSetupLines(shell, setup)) console.log(`    ${line}`);
+  }
   console.log("Local IoT hub ready. Press Ctrl-C to stop.");
 
   const shutdown = (signal: string) => {
@@ -61,6 +82,17 @@ export async function main(): Promise<void> {
   };
   process.once("SIGINT", () => shutdown("SIGINT"));
   process.once("SIGTERM", () => shutdown("SIGTERM"));
+}
+
+/** A port flag's value: 0 (any free port) to 65535; anything else ends the CLI with the usage line. */
+function portOption(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) {
+    console.error(`Error: ${flag} must be a port number from 0 to 65535, not '${value}'. ${USAGE}`);
+    process.exit(2);
+  }
+  return port;
 }
 
 if (require.main === module) {

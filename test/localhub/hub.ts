@@ -6,7 +6,8 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { ensureCertificates } from "./certs";
+import { ensureCertificates, loadClientCas } from "./certs";
+import { portMapValue } from "./client-setup";
 import { HubCore } from "./core/hub-core";
 import type { StoredRecord } from "./core/records";
 import { MqttEdge } from "./edges/mqtt/broker";
@@ -34,7 +35,10 @@ export interface HubOptions {
   store?: Store<StoredRecord>;
   /** Where log lines go; default none. */
   log?: (line: string) => void;
-  /** 0 picks a free port. */
+  /**
+   * 0 picks a free port. Without it the hub takes 443, or 8443 where 443 needs privileges it lacks; clients then reach
+   * it as localhost:443 through port-redirect.cjs (see `redirects`).
+   */
   httpsPort?: number;
   mqttPort?: number;
   limits?: { tlsHandshakeMs?: number };
@@ -52,16 +56,21 @@ export interface Hub {
   listening: string[];
   /** The ports actually bound (differ from the options when those were 0). */
   ports: { https: number; mqtt: number };
+  /** Standard port → the port the hub bound instead (443 → 8443, say); empty when clients need no redirect. */
+  redirects: Record<number, number>;
   stop(): Promise<void>;
 }
 
 const HOST_NAME = "localhost";
+const STANDARD_PORTS = { https: 443, mqtt: 8883 };
+/** Where HTTPS goes when 443 needs privileges: a normal Linux user cannot bind ports below 1024. */
+export const UNPRIVILEGED_HTTPS_PORT = 8443;
 
 export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const dataDir = path.resolve(options.dataDir ?? ".localhub");
   const log = options.log ?? (() => {});
   const handshakeMs = options.limits?.tlsHandshakeMs ?? DEFAULT_TLS_HANDSHAKE_MS;
-  const ports = { https: options.httpsPort ?? 443, mqtt: options.mqttPort ?? 8883 };
+  const ports = { https: options.httpsPort ?? STANDARD_PORTS.https, mqtt: options.mqttPort ?? STANDARD_PORTS.mqtt };
   const tlsFiles = await ensureCertificates(dataDir);
 
   // Bind the ports before touching the state: a second hub on the same directory fails here, harmlessly.
@@ -78,14 +87,20 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
         if (edges) edges.websocket.upgrade(req, socket, head);
         else socket.destroy();
       });
-      const mqttServer = createTlsServer(tlsFiles, handshakeMs, log, (socket) => {
-        if (edges) edges.mqtt.accept(socket, "mqtts");
-        else socket.destroy();
-      });
+      const mqttServer = createTlsServer(
+        tlsFiles,
+        handshakeMs,
+        log,
+        (socket) => {
+          if (edges) edges.mqtt.accept(socket, "mqtts");
+          else socket.destroy();
+        },
+        loadClientCas(dataDir),
+      );
       servers.push(httpsServer, mqttServer);
       const host = address.includes(":") ? `[${address}]` : address;
       // Port 0 picks a free port on the first address; the second address uses the same one.
-      if (await listen(httpsServer, ports.https, address)) {
+      if (await listenOrFallBack(httpsServer, ports, options.httpsPort === undefined, address)) {
         ports.https = (httpsServer.address() as net.AddressInfo).port;
         listening.push(`https://${host}:${ports.https}`);
       }
@@ -112,11 +127,14 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const owner = core.policies.find("iothubowner")!;
   const connectionString = `HostName=${HOST_NAME};SharedAccessKeyName=iothubowner;SharedAccessKey=${owner.primaryKey}`;
   const envPath = path.join(dataDir, "env");
-  const tmp = `${envPath}.tmp`;
-  fs.writeFileSync(tmp, `IOTHUB_CONNECTION_STRING="${connectionString}"\nNODE_EXTRA_CA_CERTS=${tlsFiles.caPath}\n`, {
-    mode: 0o600,
-  });
-  fs.renameSync(tmp, envPath);
+  const redirects: Record<number, number> = {};
+  if (ports.https !== STANDARD_PORTS.https) redirects[STANDARD_PORTS.https] = ports.https;
+  if (ports.mqtt !== STANDARD_PORTS.mqtt) redirects[STANDARD_PORTS.mqtt] = ports.mqtt;
+  writeEnvFile(envPath, [
+    `IOTHUB_CONNECTION_STRING="${connectionString}"`,
+    `NODE_EXTRA_CA_CERTS=${tlsFiles.caPath}`,
+    ...(Object.keys(redirects).length ? [`LOCALHUB_PORT_MAP=${portMapValue(redirects)}`] : []),
+  ]);
 
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
@@ -137,6 +155,32 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     mqtt,
     listening,
     ports,
+    redirects,
     stop,
   };
+}
+
+/** Written whole, then renamed: a reader never sees half a file. Keys inside: readable by its owner only. */
+function writeEnvFile(envPath: string, lines: string[]): void {
+  const tmp = `${envPath}.tmp`;
+  fs.writeFileSync(tmp, lines.join("\n") + "\n", { mode: 0o600 });
+  fs.renameSync(tmp, envPath);
+}
+
+/** Binds HTTPS on its port, or on the unprivileged one when the default 443 is refused for lack of privileges. */
+async function listenOrFallBack(
+  server: net.Server,
+  ports: { https: number },
+  mayFallBack: boolean,
+  address: string,
+): Promise<boolean> {
+  try {
+    return await listen(server, ports.https, address);
+  } catch (err) {
+    if (!(mayFallBack && err instanceof PortError && err.code === "EACCES" && ports.https === STANDARD_PORTS.https)) {
+      throw err;
+    }
+    ports.https = UNPRIVILEGED_HTTPS_PORT;
+    return listen(server, ports.https, address);
+  }
 }

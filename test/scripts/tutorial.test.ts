@@ -171,8 +171,10 @@ it("after a reconnect it prints the state with what changed while it was down, r
   expect(missed).toMatchObject({ telemetryInterval: 300, mode: "eco" });
 
   // The hub restarts; one more patch, which removes a key, is made before the client is back.
+  // On the same ports: the receiver's process was told where the hub listens when it started.
+  const ports = hub.ports;
   await hub.stop();
-  hub = await startTestHub(dataDir);
+  hub = await startTestHub(dataDir, { httpsPort: ports.https, mqttPort: ports.mqtt });
   release = holdConnections();
   await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { mode: null } } }, "*");
   const afterRestart = desiredNow();

@@ -8,6 +8,7 @@ const NUMERIC_CODES: Record<string, number> = {
   IotHubUnauthorizedAccess: 401002,
   TooManyModulesOnDevice: 403010,
   DeviceNotFound: 404001,
+  DeviceNotOnline: 404103,
   ModuleNotFound: 404010,
   NotFound: 404000,
   DeviceAlreadyExists: 409001,
@@ -16,6 +17,7 @@ const NUMERIC_CODES: Record<string, number> = {
   RequestEntityTooLarge: 413002,
   ThrottlingException: 429001,
   ServerError: 500001,
+  GatewayTimeout: 504101,
 };
 
 export class HubError extends Error {
@@ -53,3 +55,35 @@ export const moduleNotFound = (deviceId: string, moduleId: string) =>
   new HubError(404, "ModuleNotFound", `Module ${moduleId} on device ${deviceId} not registered`);
 export const preconditionFailed = (what: string) =>
   new HubError(412, "PreconditionFailed", `Precondition failed: the etag of ${what} does not match If-Match`);
+
+/**
+ * Direct-method failures: the real hub nests a JSON document in `Message` for these (errorCode, trackingId, message,
+ * info.timeout, timestampUtc), as azure-iot-cli-extension#54 and Azure/iotedge#98 show it.
+ */
+class MethodError extends HubError {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    private readonly timeoutSeconds: number,
+  ) {
+    super(status, code, message);
+  }
+
+  toRestBody(trackingId: string): string {
+    const timeout = new Date(this.timeoutSeconds * 1000).toISOString().slice(11, 19);
+    const inner = {
+      errorCode: this.numericCode,
+      trackingId: `${trackingId}-G:0-TimeStamp:${new Date().toISOString()}`,
+      message: this.message,
+      info: { timeout },
+      timestampUtc: new Date().toISOString(),
+    };
+    return JSON.stringify({ Message: JSON.stringify(inner), ExceptionMessage: "" });
+  }
+}
+
+export const deviceNotOnline = (connectTimeoutSeconds: number) =>
+  new MethodError(404, "DeviceNotOnline", "Timed out waiting for device to connect.", connectTimeoutSeconds);
+export const methodResponseTimeout = (responseTimeoutSeconds: number) =>
+  new MethodError(504, "GatewayTimeout", "Timed out waiting for the response from device.", responseTimeoutSeconds);

@@ -7,6 +7,7 @@ import { bulkImport } from "./bulk";
 import { EtagCounter } from "./etags";
 import { HubEvents } from "./events";
 import { Identities } from "./identities";
+import { DirectMethods } from "./methods";
 import { Policies } from "./policies";
 import type { StoredRecord } from "./records";
 import { Sessions } from "./sessions";
@@ -19,6 +20,7 @@ export class HubCore {
   readonly sessions: Sessions;
   readonly identities: Identities;
   readonly twins: Twins;
+  readonly methods: DirectMethods;
 
   private constructor(
     readonly hostName: string,
@@ -29,6 +31,7 @@ export class HubCore {
     this.sessions = new Sessions(store);
     this.identities = new Identities(store, etags, this.sessions, this.events);
     this.twins = new Twins(store, this.identities, etags, this.events);
+    this.methods = new DirectMethods(this.identities, this.events);
   }
 
   /** Loads the state in the store; resolves once what loading wrote (new policies, say) is durable. */
@@ -43,6 +46,7 @@ export class HubCore {
   }
 
   close(): Promise<void> {
+    this.methods.cancelAll();
     return this.store.close();
   }
 }

@@ -6,6 +6,7 @@ import type { Duplex } from "node:stream";
 import type { HubCore } from "../../core/hub-core";
 import { identityKey } from "../../core/records";
 import { Session } from "./session";
+import { deliverMethod } from "./methods";
 import { pushDesired } from "./twin";
 
 export class MqttEdge {
@@ -18,6 +19,10 @@ export class MqttEdge {
     core.events.on("desired", (change) => {
       const session = this.sessions.get(identityKey(change.deviceId, change.moduleId));
       if (session) pushDesired(session, change);
+    });
+    core.events.on("method", (request) => {
+      const session = this.sessions.get(request.key);
+      if (session && deliverMethod(session, request)) core.methods.delivered(request.rid);
     });
     core.events.on("revoked", ({ key, withModules }) => {
       for (const [sessionKey, session] of this.sessions) {

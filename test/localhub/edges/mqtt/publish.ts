@@ -1,9 +1,10 @@
 /**
- * PUBLISH from a client: each topic family goes to its handler (twin requests, telemetry). A topic the identity does
+ * PUBLISH from a client: each topic family goes to its handler (twin requests, telemetry, method answers). A topic the identity does
  * not own ends the connection, as on the real hub.
  */
 import type { IPublishPacket } from "mqtt-packet";
 import type { Session } from "./session";
+import { onMethodResponse } from "./methods";
 import { onTelemetry } from "./telemetry";
 import { splitTopic, ownTopicRoot } from "./topics";
 import { onTwinRequest } from "./twin";
@@ -17,5 +18,6 @@ export async function onPublish(session: Session, packet: IPublishPacket): Promi
   if (path === "$iothub/twin/GET" || path === "$iothub/twin/PATCH/properties/reported") {
     return onTwinRequest(session, packet, path, query);
   }
+  if (path.startsWith("$iothub/methods/res/")) return onMethodResponse(session, packet, path, query);
   session.close(`publish to a topic it does not own: ${packet.topic.slice(0, 200)}`);
 }

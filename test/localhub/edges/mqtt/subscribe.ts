@@ -4,6 +4,7 @@
  */
 import type { ISubscribePacket, IUnsubscribePacket } from "mqtt-packet";
 import type { Session } from "./session";
+import { METHODS_FILTER } from "./methods";
 import { mayReceive } from "./topics";
 
 const REFUSED = 128;
@@ -19,6 +20,7 @@ export async function onSubscribe(session: Session, packet: ISubscribePacket): P
   );
   await remember(session);
   session.send({ cmd: "suback", messageId: packet.messageId, granted });
+  if (session.subscriptions.has(METHODS_FILTER)) session.edge.core.methods.available(session.key);
 }
 
 export async function onUnsubscribe(session: Session, packet: IUnsubscribePacket): Promise<void> {

@@ -3,6 +3,7 @@
  * which resource (for the token's scope). One entry per operation the real hub's Node SDK uses.
  */
 import type { HubCore } from "../../core/hub-core";
+import { queryTwins } from "../../core/query/hub-query";
 import type { Permission } from "../../core/records";
 import type { Json } from "../../core/twin-document";
 
@@ -40,6 +41,8 @@ const TWIN_WRITE: Permission[] = ["ServiceConnect"];
 
 /** Maps method and path segments to a route; undefined for an unknown path, null for a method the path lacks. */
 export function route(core: HubCore, method: string, segments: string[]): Route | null | undefined {
+  if (segments[0] === "twins" && segments[segments.length - 1] === "methods")
+    return methodRoute(core, method, segments);
   const [collection, deviceId, sub, moduleId, ...rest] = segments;
   const { identities, twins } = core;
   if (rest.length || (sub !== undefined && sub !== "modules")) return undefined;
@@ -51,6 +54,16 @@ export function route(core: HubCore, method: string, segments: string[]): Route 
     if (method === "GET") return make(READ, false, (r) => identities.listDevices(Number(r.query.get("top") ?? 1000)));
     if (method === "POST") return make(WRITE, true, (r) => core.bulk(r.body));
     return null;
+  }
+  if (collection === "devices" && deviceId === "query" && sub === undefined && method === "POST") {
+    // Twin queries read the whole registry: RegistryRead or ServiceConnect, on the hub-wide resource.
+    const run: Route["run"] = async (r) => {
+      const page = await queryTwins(core, r.body, r.headers);
+      const headers: Record<string, string> = { "x-ms-item-type": page.itemType };
+      if (page.continuation) headers["x-ms-continuation"] = page.continuation; // absent means "last page"
+      return new JsonWithHeaders(page.items, headers);
+    };
+    return { needs: TWIN_READ, resource: "devices", hasBody: true, run };
   }
   if (collection === "devices" && sub === undefined) {
     if (method === "GET") return make(READ, false, () => identities.getDevice(deviceId));
@@ -76,4 +89,19 @@ export function route(core: HubCore, method: string, segments: string[]): Route 
     return null;
   }
   return undefined;
+}
+
+/** POST /twins/{id}/methods and /twins/{id}/modules/{mid}/methods: a direct method, ServiceConnect. */
+function methodRoute(core: HubCore, method: string, segments: string[]): Route | null | undefined {
+  const [, deviceId, sub, moduleId] = segments;
+  const forModule = segments.length === 5 && sub === "modules";
+  if (segments.length !== 3 && !forModule) return undefined;
+  if (method !== "POST") return null;
+  const target = forModule ? moduleId : undefined;
+  return {
+    needs: TWIN_WRITE,
+    resource: `devices/${deviceId}${forModule ? `/modules/${moduleId}` : ""}`,
+    hasBody: true,
+    run: (r) => core.methods.invoke(deviceId, target, r.body),
+  };
 }

@@ -1,0 +1,131 @@
+/**
+ * Direct methods: a service call waits for the identity to be reachable (up to connectTimeoutInSeconds), is handed to
+ * the edge that holds the identity's connection, and ends with the device's answer or a timeout. Nothing here is
+ * durable: a call in flight when the hub stops fails, as its HTTPS request does.
+ */
+import { badRequest, deviceNotOnline, methodResponseTimeout } from "./errors";
+import type { HubEvents } from "./events";
+import type { Identities } from "./identities";
+import { identityKey } from "./records";
+import { Json, JsonObject, isObject } from "./twin-document";
+
+export const METHOD_TIMEOUT_LIMITS = { minResponse: 5, maxResponse: 300, maxConnect: 300 };
+export const MAX_METHOD_PAYLOAD_BYTES = 128 * 1024;
+/** The SDK gives up after (response + connect) seconds: answer a little before it does. */
+const ANSWER_MARGIN_MS = 250;
+
+export interface MethodRequest {
+  key: string;
+  rid: string;
+  methodName: string;
+  payload: Json;
+}
+
+interface Pending {
+  request: MethodRequest;
+  delivered: boolean;
+  deadline: number;
+  responseTimeoutSeconds: number;
+  timer?: NodeJS.Timeout;
+  resolve(answer: JsonObject): void;
+  reject(err: Error): void;
+}
+
+function seconds(value: Json | undefined, fallback: number, min: number, max: number, name: string): number {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw badRequest(`${name} must be a whole number of seconds from ${min} to ${max}`);
+  }
+  return value;
+}
+
+export class DirectMethods {
+  private readonly pending = new Map<string, Pending>();
+  private nextRid = 1;
+
+  constructor(
+    private readonly identities: Identities,
+    private readonly events: HubEvents,
+  ) {}
+
+  /** POST /twins/{id}[/modules/{mid}]/methods: resolves with `{ status, payload }` from the device. */
+  invoke(deviceId: string, moduleId: string | undefined, body: Json): Promise<JsonObject> {
+    this.identities.require(deviceId, moduleId);
+    if (!isObject(body)) throw badRequest("the body must be a JSON object with methodName");
+    const { methodName, payload = null } = body;
+    if (typeof methodName !== "string" || !methodName || methodName.length > 256 || /[/?#+\s]/.test(methodName)) {
+      throw badRequest("methodName must be a non-empty string without '/', '?', '#', '+' or spaces");
+    }
+    const { minResponse, maxResponse, maxConnect } = METHOD_TIMEOUT_LIMITS;
+    const response = seconds(body.responseTimeoutInSeconds, 30, minResponse, maxResponse, "responseTimeoutInSeconds");
+    const connect = seconds(body.connectTimeoutInSeconds, 0, 0, maxConnect, "connectTimeoutInSeconds");
+    if (Buffer.byteLength(JSON.stringify(payload)) > MAX_METHOD_PAYLOAD_BYTES) {
+      throw badRequest(`the method payload is larger than ${MAX_METHOD_PAYLOAD_BYTES} bytes`);
+    }
+    const rid = String(this.nextRid++);
+    const request: MethodRequest = { key: identityKey(deviceId, moduleId), rid, methodName, payload };
+    return new Promise<JsonObject>((resolve, reject) => {
+      const started = Date.now();
+      const entry: Pending = {
+        request,
+        delivered: false,
+        deadline: started + (response + connect) * 1000 - ANSWER_MARGIN_MS,
+        responseTimeoutSeconds: response,
+        resolve,
+        reject,
+      };
+      this.pending.set(rid, entry);
+      this.offer(entry);
+      if (entry.delivered) return;
+      if (connect === 0) return this.fail(entry, deviceNotOnline(connect));
+      entry.timer = setTimeout(() => this.fail(entry, deviceNotOnline(connect)), connect * 1000);
+    });
+  }
+
+  /** The edge holding the identity's connection took the request and sent it. */
+  delivered(rid: string): void {
+    const entry = this.pending.get(rid);
+    if (!entry || entry.delivered) return;
+    entry.delivered = true;
+    clearTimeout(entry.timer);
+    const responseBy = Math.min(Date.now() + entry.responseTimeoutSeconds * 1000, entry.deadline);
+    entry.timer = setTimeout(
+      () => this.fail(entry, methodResponseTimeout(entry.responseTimeoutSeconds)),
+      Math.max(0, responseBy - Date.now()),
+    );
+  }
+
+  /** An identity can now receive methods (it connected and subscribed): offer it the calls that wait for it. */
+  available(key: string): void {
+    for (const entry of this.pending.values()) if (!entry.delivered && entry.request.key === key) this.offer(entry);
+  }
+
+  /** The device's answer; ignored unless it comes from the identity the call went to. */
+  respond(key: string, rid: string, status: number, payload: Json): void {
+    const entry = this.pending.get(rid);
+    if (!entry || !entry.delivered || entry.request.key !== key) return;
+    this.finish(entry);
+    entry.resolve({ status, payload });
+  }
+
+  /** Fails every call in flight (hub stopping). */
+  cancelAll(): void {
+    for (const entry of [...this.pending.values()])
+      this.fail(entry, methodResponseTimeout(entry.responseTimeoutSeconds));
+  }
+
+  private offer(entry: Pending): void {
+    this.events.emit("method", entry.request);
+  }
+
+  private fail(entry: Pending, err: Error): void {
+    if (!this.pending.has(entry.request.rid)) return;
+    this.finish(entry);
+    entry.reject(err);
+  }
+
+  private finish(entry: Pending): void {
+    clearTimeout(entry.timer);
+    this.pending.delete(entry.request.rid);
+  }
+}
