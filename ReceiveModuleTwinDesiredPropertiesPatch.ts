@@ -10,6 +10,8 @@ import { describeError, exitWithError, readModuleConfig } from "./config";
 
 /** Desired properties as the device SDK delivers them: the values, and the hub's `$version` of the twin. */
 type Desired = { $version: number; [key: string]: unknown };
+/** The device SDK types reported properties as `any`; this is the one method of them used here. */
+type Reported = { update(patch: object, done: (err?: Error) => void): void };
 const VARIABLE = "MODULE_CONNECTION_STRING";
 const CLOSE_TIMEOUT_MS = 3000;
 const CAUGHT_UP = "Desired properties caught up (the whole state, read in full because patches may have been missed):";
@@ -64,7 +66,7 @@ function reportBack(twin: Twin, desired: Desired, wholeState: boolean): void {
       if (!key.startsWith("$") && key !== "update" && !(key in applied)) applied[key] = null;
     }
   }
-  twin.properties.reported.update(applied, (err?: Error) => {
+  (twin.properties.reported as Reported).update(applied, (err?: Error) => {
     if (err) console.error(`Could not report the applied values: ${describeError(err, VARIABLE)}`);
   });
 }

@@ -62,7 +62,9 @@ export function shouldRetry(err: unknown, attempt: number): boolean {
 
 /** The twin's properties without the `$metadata` timestamps, which would drown the values in the output. */
 export function withoutMetadata(properties: object): object {
-  return JSON.parse(JSON.stringify(properties, (key, value: unknown) => (key === "$metadata" ? undefined : value)));
+  return JSON.parse(
+    JSON.stringify(properties, (key, value: unknown) => (key === "$metadata" ? undefined : value)),
+  ) as object;
 }
 
 // Run when started as a script, not when a test imports the functions above.

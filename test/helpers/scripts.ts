@@ -31,7 +31,8 @@ export function readerFolder(files: string[] = TUTORIAL_FILES): string {
     // "junction" makes the same link on Windows without administrator rights; POSIX ignores the type.
     fs.symlinkSync(fs.realpathSync(path.join(ROOT, "node_modules", name)), path.join(modules, name), "junction");
   }
-  const tsxBin = (require(path.join(ROOT, "node_modules", "tsx", "package.json")) as { bin: string }).bin;
+  const tsxPackage = fs.readFileSync(path.join(ROOT, "node_modules", "tsx", "package.json"), "utf8");
+  const tsxBin = (JSON.parse(tsxPackage) as { bin: string }).bin;
   fs.symlinkSync(path.join("..", "tsx", tsxBin), path.join(modules, ".bin", "tsx"));
   return dir;
 }
@@ -63,8 +64,8 @@ export function startWithNpx(dir: string, file: string, env: NodeJS.ProcessEnv, 
         timeoutMs,
       ),
   };
-  child.stdout!.on("data", (chunk: Buffer) => (run.stdout += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (run.stderr += chunk.toString()));
+  child.stdout.on("data", (chunk: Buffer) => (run.stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (run.stderr += chunk.toString()));
   return run;
 }
 

@@ -82,9 +82,9 @@ it("the receiver prints the patch that UpdateModuleTwinDesiredProperties.ts sets
   expect(update.stderr).toBe("");
   expect(update.code).toBe(0);
   expect(update.stdout).toMatch(
-    /Module twin properties after update:\n\{\n  "desired": \{\n    "telemetryInterval": 122,/,
+    /Module twin properties after update:\n\{\n {2}"desired": \{\n {4}"telemetryInterval": 122,/,
   );
-  await receiver.waitForOutput(/Twin desired properties patch received:\n\{\n  "telemetryInterval": 122,/);
+  await receiver.waitForOutput(/Twin desired properties patch received:\n\{\n {2}"telemetryInterval": 122,/);
 
   // npm itself ends on the signal, as it does in a terminal; the script closes the client and says so, no stack trace.
   ctrlC(receiver);

@@ -1,4 +1,6 @@
 /** The tutorial end to end: the three real scripts as separate processes, against the local hub. */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import type { Hub } from "../localhub/hub";
 import {
   ScriptRun,
@@ -68,11 +70,11 @@ it("CreateModule prints both keys and a module connection string that works", as
 
 it("CreateModule run again keeps the same keys (the 409 path), and --write-env fills .env", async () => {
   const cwd = tempDir("cwd-");
-  require("node:fs").writeFileSync(`${cwd}/.env`, "# mine\nDEVICE_ID=myFirstDevice\n");
+  fs.writeFileSync(path.join(cwd, ".env"), "# mine\nDEVICE_ID=myFirstDevice\n");
   const again = await runScript("CreateModule.ts", scriptEnv(hub), ["--write-env"], cwd);
   expect(again.code).toBe(0);
   expect(again.stdout).toContain(`MODULE_CONNECTION_STRING="${moduleString}"`);
-  expect(require("node:fs").readFileSync(`${cwd}/.env`, "utf8")).toBe(
+  expect(fs.readFileSync(path.join(cwd, ".env"), "utf8")).toBe(
     `# mine\nDEVICE_ID=myFirstDevice\nMODULE_CONNECTION_STRING="${moduleString}"\n`,
   );
 });
