@@ -4,9 +4,6 @@
  */
 import * as dotenv from "dotenv";
 
-// Real environment variables win over `.env` (dotenv never overrides); `quiet` keeps dotenv 17+ from printing a banner.
-dotenv.config({ quiet: true });
-
 /** Bad configuration: the user has to edit `.env`. Exit code 2. */
 export class ConfigError extends Error {
   readonly exitCode = 2;
@@ -49,6 +46,9 @@ export function readModuleConfig(env: NodeJS.ProcessEnv = process.env): HubConfi
 
 /** Reads a connection string and checks what every kind needs: set, not the placeholder, a HostName and a key. */
 function readConnectionString(env: NodeJS.ProcessEnv, name: Variable) {
+  // Read when asked, not on import (the local hub imports the id rule). Real environment variables win over `.env`
+  // (dotenv never overrides); `quiet` keeps dotenv 17+ from printing a banner.
+  dotenv.config({ quiet: true });
   const fail = (problem: string) => new ConfigError(`${name} ${problem} (${WHERE_TO_GET[name]}).`);
   const text = (env[name] ?? "").trim().replace(/^"(.*)"$/, "$1");
   if (!text) throw fail("is not set: copy .env.example to .env and fill it in");
