@@ -5,11 +5,10 @@
  */
 import type { Durability } from "./durability";
 import { badRequest, preconditionFailed } from "./errors";
-import type { EtagCounter } from "./etags";
-import { etagMatches } from "./etags";
+import { EtagCounter, etagMatches } from "./etags";
 import type { HubEvents } from "./events";
 import type { Identities } from "./identities";
-import { Identity, StoredRecord, identityKey } from "./records";
+import { Identity, identityKey } from "./records";
 import {
   Json,
   JsonObject,
