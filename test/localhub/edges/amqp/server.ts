@@ -36,8 +36,9 @@ export interface AmqpEdgeDeps {
 export interface AmqpEdgeOptions {
   tls: { key: string; cert: string };
   /**
-   * 5671 unless given; 0 picks a free port. Without it, where 5671 needs privileges the hub lacks (a normal Linux
-   * user), the edge takes UNPRIVILEGED_AMQPS_PORT: service clients reach it through port-redirect.cjs.
+   * 5671 unless given; 0 picks a free port. Without it, on a system where binding 5671 is refused for lack of
+   * privileges (EACCES; Linux only restricts ports below 1024 by default), the edge takes UNPRIVILEGED_AMQPS_PORT
+   * and service clients reach it through port-redirect.cjs.
    */
   port?: number;
 }
