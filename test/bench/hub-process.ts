@@ -32,10 +32,13 @@ function parsePortMap(value: string): Record<number, number> {
 }
 
 /**
- * Starts the CLI on `dataDir` (which holds the certificates this process trusts) with `--https-port 0 --mqtt-port 0`:
- * the bench needs no privileges and no free port 443, and may run next to other hubs.
+ * Starts the CLI on a fresh `dataDir`, with the certificates of `certDir` (those this process trusts), and
+ * `--https-port 0 --mqtt-port 0`: the bench needs no privileges and no free port 443, and may run next to other hubs.
  */
-export async function startBenchHub(dataDir: string): Promise<BenchHub> {
+export async function startBenchHub(dataDir: string, certDir: string): Promise<BenchHub> {
+  fs.mkdirSync(dataDir, { recursive: true });
+  for (const file of fs.readdirSync(certDir).filter((name) => name.endsWith(".pem")))
+    fs.copyFileSync(path.join(certDir, file), path.join(dataDir, file));
   const cli = path.join(ROOT, "test/localhub/cli.ts");
   const args = ["--import", TSX_LOADER, cli, "--data", dataDir, "--quiet", "--https-port", "0", "--mqtt-port", "0"];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
