@@ -2,8 +2,10 @@
 import { Registry } from "azure-iothub";
 import { ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
+import type { StoredRecord } from "../localhub/core/records";
 import type { Hub } from "../localhub/hub";
-import { moduleConnectionString, policyToken, rawRequest, startTestHub } from "../helpers/hub";
+import type { Store } from "../localhub/store/journal";
+import { moduleConnectionString, policyToken, rawRequest, startTestHub, tempDir } from "../helpers/hub";
 
 const API = "?api-version=2021-04-12";
 const DEVICES = 25;
@@ -12,33 +14,33 @@ let registry: Registry;
 
 const deviceId = (i: number) => `q-${String(i).padStart(2, "0")}`;
 
-beforeAll(async () => {
-  hub = await startTestHub();
-  registry = Registry.fromConnectionString(hub.connectionString);
-  await registry.addDevices(Array.from({ length: DEVICES }, (_, i) => ({ deviceId: deviceId(i) })));
-  for (let i = 0; i < 6; i++) {
-    const region = i % 2 ? "EU" : "US";
-    await registry.updateTwin(deviceId(i), { tags: { location: { region } } }, "*");
-  }
-  await registry.addModule({ deviceId: deviceId(0), moduleId: "scanner" });
-  await registry.addModule({ deviceId: deviceId(1), moduleId: "scanner" });
-  // One module reports over MQTT, so the query sees what a real device wrote.
-  const client = ModuleClient.fromConnectionString(moduleConnectionString(hub, deviceId(1), "scanner"), Mqtt);
-  await client.open();
-  const twin = await client.getTwin();
-  await new Promise<void>((resolve, reject) =>
-    twin.properties.reported.update({ status: "scanning" }, (err?: Error) => (err ? reject(err) : resolve())),
-  );
-  await client.close();
-});
-afterAll(() => hub.stop());
-
 const connectionStringFor = (policyName: string) => {
   const policy = hub.core.policies.find(policyName)!;
   return `HostName=${hub.hostName};SharedAccessKeyName=${policyName};SharedAccessKey=${policy.primaryKey}`;
 };
 
 describe("twin queries", () => {
+  beforeAll(async () => {
+    hub = await startTestHub();
+    registry = Registry.fromConnectionString(hub.connectionString);
+    await registry.addDevices(Array.from({ length: DEVICES }, (_, i) => ({ deviceId: deviceId(i) })));
+    for (let i = 0; i < 6; i++) {
+      const region = i % 2 ? "EU" : "US";
+      await registry.updateTwin(deviceId(i), { tags: { location: { region } } }, "*");
+    }
+    await registry.addModule({ deviceId: deviceId(0), moduleId: "scanner" });
+    await registry.addModule({ deviceId: deviceId(1), moduleId: "scanner" });
+    // One module reports over MQTT, so the query sees what a real device wrote.
+    const client = ModuleClient.fromConnectionString(moduleConnectionString(hub, deviceId(1), "scanner"), Mqtt);
+    await client.open();
+    const twin = await client.getTwin();
+    await new Promise<void>((resolve, reject) =>
+      twin.properties.reported.update({ status: "scanning" }, (err?: Error) => (err ? reject(err) : resolve())),
+    );
+    await client.close();
+  });
+  afterAll(() => hub.stop());
+
   it("page through every device twin with nextAsTwin until the continuation is gone", async () => {
     const query = registry.createQuery("SELECT * FROM devices", 10);
     const pages: string[][] = [];
@@ -135,4 +137,67 @@ describe("twin queries", () => {
     expect(second.headers["iothub-errorcode"]).toBe("ArgumentInvalid");
     expect(JSON.parse(second.body).Message).toMatch(/issued for another query/);
   });
+
+  it("refuse a body without a query string with 400 in the hub's error format", async () => {
+    for (const body of ["{}", '{"query": 5}', "[]", "not json"]) {
+      const response = await rawRequest("POST", `/devices/query${API}`, {
+        authorization: policyToken(hub, "iothubowner"),
+        body,
+      });
+      expect(response.status).toBe(400);
+      expect(JSON.parse(response.body).Message).toMatch(/^ErrorCode:ArgumentInvalid;/);
+    }
+  });
+});
+
+/** A store in memory whose sync() can be held back, like a disk that takes its time. */
+class HeldBackStore implements Store<StoredRecord> {
+  readonly entries = new Map<string, StoredRecord>();
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+  put(key: string, value: StoredRecord | null): void {
+    if (value === null) this.entries.delete(key);
+    else this.entries.set(key, value);
+  }
+  sync(): Promise<void> {
+    return this.gate ?? Promise.resolve();
+  }
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.open = resolve));
+  }
+  release(): void {
+    this.gate = undefined;
+    this.open?.();
+  }
+  async close(): Promise<void> {}
+}
+
+it("answers a query only once the twins it shows are durable", async () => {
+  // Outside the suite above, whose hub is stopped by now: this one needs a store of its own on the same ports.
+  const dataDir = tempDir();
+  const store = new HeldBackStore();
+  const slow = await startTestHub(dataDir, { store });
+  const inFlight: Promise<unknown>[] = [];
+  try {
+    const service = Registry.fromConnectionString(slow.connectionString);
+    await service.create({ deviceId: "slow-disk" });
+    store.hold();
+    const update = service.updateTwin("slow-disk", { tags: { held: 1 } }, "*");
+    let answered = false;
+    const query = service
+      .createQuery("SELECT * FROM devices WHERE tags.held = 1")
+      .nextAsTwin()
+      .then((r) => ((answered = true), r));
+    inFlight.push(update, query);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(answered).toBe(false);
+    store.release();
+    await update;
+    expect((await query).result.map((t) => t.deviceId)).toEqual(["slow-disk"]);
+  } finally {
+    // Whatever happened, let held-back requests finish before the hub stops under them.
+    store.release();
+    await Promise.allSettled(inFlight);
+    await slow.stop();
+  }
 });

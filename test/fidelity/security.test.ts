@@ -146,7 +146,7 @@ describe("MQTT authentication", () => {
     expect((await mqttConnect("alice/m", identityToken(hub, "alice", "m"), "somewhere-else/alice/m/")).code).toBe(4);
     const expired = createSasToken(
       "localhost/devices/bob",
-      hub.core.identities.find("bob")!.authentication.symmetricKey.primaryKey,
+      hub.core.identities.find("bob")!.authentication.symmetricKey.primaryKey!,
       1,
     );
     expect((await mqttConnect("bob", expired)).code).toBe(5);

@@ -174,7 +174,7 @@ export function identityToken(hub: Hub, deviceId: string, moduleId?: string): st
   const resource = `${hub.hostName}/devices/${deviceId}${moduleId ? `/modules/${moduleId}` : ""}`;
   return createSasToken(
     resource,
-    identity.authentication.symmetricKey.primaryKey,
+    identity.authentication.symmetricKey.primaryKey!,
     Math.floor(Date.now() / 1000) + 3600,
   );
 }

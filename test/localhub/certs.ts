@@ -76,3 +76,17 @@ export async function ensureCertificates(dir: string): Promise<TlsFiles> {
     cert: fs.readFileSync(serverCertPath, "utf8"),
   };
 }
+
+/** The folder of CA certificates (PEM) that X.509 `certificateAuthority` devices' certificates must chain to. */
+export const CLIENT_CA_FOLDER = "client-cas";
+
+/** The client CA certificates put in DIR/client-cas/ (*.pem, *.crt, *.cer), or undefined when there are none. */
+export function loadClientCas(dir: string): string[] | undefined {
+  const folder = path.join(dir, CLIENT_CA_FOLDER);
+  if (!fs.existsSync(folder)) return undefined;
+  const pems = fs
+    .readdirSync(folder)
+    .filter((name) => /\.(pem|crt|cer)$/i.test(name))
+    .map((name) => fs.readFileSync(path.join(folder, name), "utf8"));
+  return pems.length ? pems : undefined;
+}

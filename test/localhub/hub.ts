@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { ensureCertificates } from "./certs";
+import { ensureCertificates, loadClientCas } from "./certs";
 import { portMapValue } from "./client-setup";
 import { HubCore } from "./core/hub-core";
 import type { StoredRecord } from "./core/records";
@@ -87,10 +87,16 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
         if (edges) edges.websocket.upgrade(req, socket, head);
         else socket.destroy();
       });
-      const mqttServer = createTlsServer(tlsFiles, handshakeMs, log, (socket) => {
-        if (edges) edges.mqtt.accept(socket, "mqtts");
-        else socket.destroy();
-      });
+      const mqttServer = createTlsServer(
+        tlsFiles,
+        handshakeMs,
+        log,
+        (socket) => {
+          if (edges) edges.mqtt.accept(socket, "mqtts");
+          else socket.destroy();
+        },
+        loadClientCas(dataDir),
+      );
       servers.push(httpsServer, mqttServer);
       const host = address.includes(":") ? `[${address}]` : address;
       // Port 0 picks a free port on the first address; the second address uses the same one.

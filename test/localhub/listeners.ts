@@ -60,13 +60,21 @@ export function createHttpsServer(
   return server;
 }
 
+/**
+ * The MQTT server asks for a client certificate but does not insist: SAS clients send none, X.509 devices send theirs
+ * and the CONNECT handler checks it (thumbprint, or a chain to one of `clientCas`).
+ */
 export function createTlsServer(
   material: TlsMaterial,
   handshakeMs: number,
   log: (line: string) => void,
   onSocket: (socket: tls.TLSSocket) => void,
+  clientCas?: string[],
 ): tls.Server {
-  const server = tls.createServer({ ...material, handshakeTimeout: handshakeMs }, onSocket);
+  const server = tls.createServer(
+    { ...material, handshakeTimeout: handshakeMs, requestCert: true, rejectUnauthorized: false, ca: clientCas },
+    onSocket,
+  );
   dropFailedHandshakes(server, log);
   return server;
 }

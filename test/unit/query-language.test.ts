@@ -17,8 +17,8 @@ function twin(
     ...top,
     ...(tags ? { tags } : {}),
     properties: {
-      desired: { ...(desired as JsonObject), $metadata: { $lastUpdated: "2026-01-01T00:00:00Z" }, $version: 1 },
-      reported: { ...(reported as JsonObject), $metadata: { $lastUpdated: "2026-01-01T00:00:00Z" }, $version: 1 },
+      desired: { ...desired, $metadata: { $lastUpdated: "2026-01-01T00:00:00Z" }, $version: 1 },
+      reported: { ...reported, $metadata: { $lastUpdated: "2026-01-01T00:00:00Z" }, $version: 1 },
     },
   } as JsonObject;
 }
@@ -45,8 +45,8 @@ const sources: QuerySources = { devices: () => fleet, modules: () => modules };
 
 const ids = (query: string) =>
   runQuery(query, sources, {}).items.map((t) => {
-    const o = t as JsonObject;
-    return o.moduleId ? `${o.deviceId}/${o.moduleId}` : o.deviceId;
+    const { deviceId, moduleId } = t as { deviceId: string; moduleId?: string };
+    return moduleId ? `${deviceId}/${moduleId}` : deviceId;
   });
 
 function refusal(query: unknown): HubError {

@@ -8,38 +8,14 @@ import type { Store } from "../store/journal";
 import { HubError, badRequest, deviceNotFound, moduleNotFound, preconditionFailed } from "./errors";
 import { EtagCounter, etagMatches } from "./etags";
 import type { HubEvents } from "./events";
-import { generateKey } from "./policies";
-import { Identity, StoredRecord, SymmetricKeys, identityKey, identityStoreKey, isIdentityStoreKey } from "./records";
+import { authenticationOf, checkId, scopesOf } from "./identity-fields";
+import { Identity, StoredRecord, identityKey, identityStoreKey, isIdentityStoreKey } from "./records";
 import type { Sessions } from "./sessions";
 import { JsonObject, isObject, newTwin } from "./twin-document";
 import { deviceJson, moduleJson } from "./views";
 
 export const MAX_MODULES_PER_DEVICE = 50;
-const ID_PATTERN = /^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$/;
 const NEVER = "0001-01-01T00:00:00Z";
-
-function checkId(kind: "device" | "module", id: unknown): asserts id is string {
-  if (typeof id !== "string" || !ID_PATTERN.test(id)) {
-    throw badRequest(
-      `${kind} id '${String(id).slice(0, 140)}' is invalid: 1-128 ASCII letters, digits or - . % _ * ? ! ( ) , : = @ $ '`,
-    );
-  }
-}
-
-function checkKeys(body: JsonObject): SymmetricKeys | null {
-  const auth = isObject(body.authentication) ? body.authentication : {};
-  const keys = isObject(auth.symmetricKey) ? auth.symmetricKey : {};
-  const primaryKey = typeof keys.primaryKey === "string" ? keys.primaryKey : "";
-  const secondaryKey = typeof keys.secondaryKey === "string" ? keys.secondaryKey : "";
-  if (!primaryKey && !secondaryKey) return null;
-  for (const key of [primaryKey, secondaryKey]) {
-    const bytes = Buffer.from(key, "base64");
-    if (bytes.length < 16 || bytes.length > 64 || bytes.toString("base64") !== key) {
-      throw badRequest("symmetric keys must be base64 of 16 to 64 bytes, both primary and secondary");
-    }
-  }
-  return { primaryKey, secondaryKey };
-}
 
 export class Identities {
   private readonly devices = new Map<string, Identity>();
@@ -132,6 +108,9 @@ export class Identities {
     device.status = status;
     device.statusReason = typeof body.statusReason === "string" ? body.statusReason : (device.statusReason ?? null);
     device.capabilities = { iotEdge: isObject(body.capabilities) && body.capabilities.iotEdge === true };
+    const { deviceScope, parentScopes } = scopesOf(body, device, (scope) => this.isEdgeScope(scope, deviceId));
+    device.deviceScope = deviceScope;
+    device.parentScopes = parentScopes;
     this.save(device);
     const revoke = existing !== undefined && (status === "disabled" || rekeyed(existing, device));
     if (revoke) this.sessions.endAll(deviceId, true);
@@ -249,9 +228,16 @@ export class Identities {
     siblings.set(identity.moduleId, identity);
   }
 
+  /** True when an Edge device other than `self` has this scope. */
+  private isEdgeScope(scope: string, self: string): boolean {
+    for (const device of this.devices.values()) {
+      if (device.deviceId !== self && device.capabilities?.iotEdge && device.deviceScope === scope) return true;
+    }
+    return false;
+  }
+
   private created(deviceId: string, moduleId: string | undefined, body: JsonObject): Identity {
     const now = new Date().toISOString();
-    const keys = checkKeys(body) ?? { primaryKey: generateKey(), secondaryKey: generateKey() };
     return {
       deviceId,
       ...(moduleId === undefined ? {} : { moduleId, managedBy: "" }),
@@ -260,25 +246,26 @@ export class Identities {
       statusUpdatedTime: NEVER,
       connectionStateUpdatedTime: NEVER,
       lastActivityTime: NEVER,
-      authentication: {
-        type: "sas",
-        symmetricKey: keys,
-        x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
-      },
+      authentication: authenticationOf(body),
       twin: newTwin(this.etags.nextTwinEtag(), now),
     };
   }
 
   private updated(existing: Identity, body: JsonObject): Identity {
-    const keys = checkKeys(body) ?? existing.authentication.symmetricKey;
     return {
       ...existing,
       etag: this.etags.nextIdentityEtag(),
-      authentication: { ...existing.authentication, symmetricKey: keys },
+      authentication: authenticationOf(body, existing.authentication),
     };
   }
 }
 
+/** A changed primary key, or another way to authenticate: connections made with the old credentials must end. */
 function rekeyed(before: Identity, after: Identity): boolean {
-  return before.authentication.symmetricKey.primaryKey !== after.authentication.symmetricKey.primaryKey;
+  const [a, b] = [before.authentication, after.authentication];
+  return (
+    a.type !== b.type ||
+    a.symmetricKey.primaryKey !== b.symmetricKey.primaryKey ||
+    a.x509Thumbprint.primaryThumbprint !== b.x509Thumbprint.primaryThumbprint
+  );
 }

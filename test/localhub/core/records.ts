@@ -13,9 +13,10 @@ export interface Policy {
   rights: Permission[];
 }
 
+/** Null for identities that authenticate with X.509 certificates. */
 export interface SymmetricKeys {
-  primaryKey: string;
-  secondaryKey: string;
+  primaryKey: string | null;
+  secondaryKey: string | null;
 }
 
 export interface Identity {
@@ -30,6 +31,9 @@ export interface Identity {
   connectionStateUpdatedTime: string;
   lastActivityTime: string;
   capabilities?: { iotEdge: boolean };
+  /** IoT Edge: an Edge device's own scope, or a leaf device's parent's. */
+  deviceScope?: string;
+  parentScopes?: string[];
   authentication: {
     type: string;
     symmetricKey: SymmetricKeys;

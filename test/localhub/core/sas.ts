@@ -104,9 +104,8 @@ export function authenticate(core: HubCore, header: string | undefined, nowSecon
   const deviceId = path[1];
   const moduleId = path.length > 2 ? path[3] : undefined;
   const identity = core.identities.find(deviceId, moduleId);
-  const keys = identity
-    ? [identity.authentication.symmetricKey.primaryKey, identity.authentication.symmetricKey.secondaryKey]
-    : [];
+  const { primaryKey, secondaryKey } = identity?.authentication.symmetricKey ?? {};
+  const keys = [primaryKey, secondaryKey].filter((key): key is string => typeof key === "string" && key !== "");
   if (!identity || !signatureMatches(token, rawSr, keys)) {
     throw unauthorized(
       `The signature does not match the keys of ${moduleId ? `module ${deviceId}/${moduleId}` : `device ${deviceId}`}`,

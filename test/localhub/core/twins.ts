@@ -34,7 +34,10 @@ export class Twins {
     return this.json(this.identities.require(deviceId, moduleId));
   }
 
-  /** PATCH /twins/...: deep-merges tags and desired properties (null deletes) and notifies the identity. */
+  /**
+   * PATCH /twins/...: deep-merges tags and desired properties (null deletes a key) and notifies the identity.
+   * `desired: null` or `tags: null` clears the whole section; the device is told each removed key, set to null.
+   */
   async patch(
     deviceId: string,
     moduleId: string | undefined,
@@ -43,12 +46,20 @@ export class Twins {
   ): Promise<JsonObject> {
     const { identity, tags, desired } = this.begin(deviceId, moduleId, body, ifMatch);
     const now = new Date().toISOString();
+    const twin = identity.twin;
     // Compute everything first: a request that fails validation changes nothing.
-    const nextTags = tags === undefined ? identity.twin.tags : patchTags(identity.twin.tags, tags);
-    const nextDesired =
-      desired === undefined ? identity.twin.desired : patchProperties(identity.twin.desired, "desired", desired, now);
-    identity.twin = { ...identity.twin, tags: nextTags, desired: nextDesired };
-    return this.commit(identity, desired === undefined ? undefined : (desired as JsonObject));
+    const nextTags = tags === undefined ? twin.tags : tags === null ? {} : patchTags(twin.tags, tags);
+    let nextDesired = twin.desired;
+    let notify: JsonObject | undefined;
+    if (desired === null) {
+      nextDesired = replaceProperties(twin.desired, "desired", {}, now);
+      notify = replacementPatch(twin.desired.values, {});
+    } else if (desired !== undefined) {
+      nextDesired = patchProperties(twin.desired, "desired", desired, now);
+      notify = desired as JsonObject;
+    }
+    identity.twin = { ...twin, tags: nextTags, desired: nextDesired };
+    return this.commit(identity, notify);
   }
 
   /** PUT /twins/...: replaces tags and desired properties whole. */
@@ -124,6 +135,7 @@ export class Twins {
     if (!etagMatches(ifMatch, identity.twin.etag)) {
       throw preconditionFailed(`the twin of ${identityKey(deviceId, moduleId)}`);
     }
-    return { identity, tags: body.tags ?? undefined, desired: properties.desired ?? undefined };
+    // Absent leaves a section alone; null clears it.
+    return { identity, tags: body.tags, desired: properties.desired };
   }
 }

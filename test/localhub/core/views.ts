@@ -7,6 +7,10 @@ import { JsonObject, deviceView, serviceView } from "./twin-document";
 
 const connectionState = (connected: boolean): string => (connected ? "Connected" : "Disconnected");
 
+/** IoT Edge scopes, present only on devices that have them. */
+const scopes = (d: Identity): JsonObject =>
+  d.deviceScope === undefined ? {} : { deviceScope: d.deviceScope, parentScopes: d.parentScopes ?? [] };
+
 export function deviceJson(d: Identity, connected: boolean): JsonObject {
   return {
     deviceId: d.deviceId,
@@ -20,6 +24,7 @@ export function deviceJson(d: Identity, connected: boolean): JsonObject {
     lastActivityTime: d.lastActivityTime,
     cloudToDeviceMessageCount: 0,
     capabilities: d.capabilities ?? { iotEdge: false },
+    ...scopes(d),
     authentication: d.authentication as unknown as JsonObject,
   };
 }
@@ -52,9 +57,10 @@ export function twinJson(identity: Identity, device: Identity, connected: boolea
     connectionState: connectionState(connected),
     lastActivityTime: identity.lastActivityTime,
     cloudToDeviceMessageCount: 0,
-    authenticationType: "sas",
+    authenticationType: identity.authentication.type,
     x509Thumbprint: identity.authentication.x509Thumbprint as unknown as JsonObject,
     modelId: "",
+    ...(identity.moduleId === undefined ? scopes(identity) : {}),
     version: twin.version,
     ...(Object.keys(twin.tags).length ? { tags: twin.tags } : {}),
     properties: { desired: serviceView(twin.desired), reported: serviceView(twin.reported) },

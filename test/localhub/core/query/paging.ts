@@ -60,5 +60,5 @@ export function decodeContinuation(token: string, fingerprint: string): Cursor {
   if (after !== undefined && typeof after !== "string") throw refuse("malformed");
   if (offset !== undefined && !count(offset)) throw refuse("malformed");
   if ((after === undefined) === (offset === undefined)) throw refuse("malformed");
-  return { after: after as string | undefined, offset: offset as number | undefined, returned: returned as number };
+  return { after, offset: offset as number | undefined, returned: returned as number };
 }

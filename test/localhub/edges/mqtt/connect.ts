@@ -1,11 +1,13 @@
 /**
- * CONNECT: the client id names the identity, the username names the hub, the password is a SAS token that must grant
- * DeviceConnect for exactly that identity. Clean session false resumes the identity's stored subscriptions.
+ * CONNECT: the client id names the identity, the username names the hub, and either the password is a SAS token that
+ * grants DeviceConnect for exactly that identity, or there is no password and the TLS client certificate is the
+ * identity's (X.509). Clean session false resumes the identity's stored subscriptions.
  */
 import type { IConnectPacket } from "mqtt-packet";
 import { unauthorized } from "../../core/errors";
 import { identityKey } from "../../core/records";
 import { authenticate, authorize } from "../../core/sas";
+import { checkX509 } from "../../core/x509";
 import type { Session } from "./session";
 import { METHODS_FILTER } from "./methods";
 import { ownTopicRoot } from "./topics";
@@ -42,11 +44,16 @@ export function onConnect(session: Session, packet: IConnectPacket): void {
     return refuse(session, BAD_USERNAME_OR_PASSWORD, `username must start with '${prefix}'`, started);
   }
   try {
-    const principal = authenticate(core, packet.password?.toString("utf8"));
-    authorize(principal, ["DeviceConnect"], ownTopicRoot(deviceId, moduleId));
-    // An identity's token connects that identity only: not its modules, not its device.
-    if (principal.kind === "identity" && (principal.deviceId !== deviceId || principal.moduleId !== moduleId)) {
-      throw unauthorized(`the token is not valid for ${identityKey(deviceId, moduleId)}`);
+    const password = packet.password?.toString("utf8");
+    if (password) {
+      const principal = authenticate(core, password);
+      authorize(principal, ["DeviceConnect"], ownTopicRoot(deviceId, moduleId));
+      // An identity's token connects that identity only: not its modules, not its device.
+      if (principal.kind === "identity" && (principal.deviceId !== deviceId || principal.moduleId !== moduleId)) {
+        throw unauthorized(`the token is not valid for ${identityKey(deviceId, moduleId)}`);
+      }
+    } else {
+      checkX509(core.identities.find(deviceId, moduleId), session.peerCertificate(), deviceId);
     }
     if (!core.identities.find(deviceId, moduleId)) throw unauthorized("no such device or module");
     if (core.identities.find(deviceId)?.status === "disabled") throw unauthorized("device is disabled");

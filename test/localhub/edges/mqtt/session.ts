@@ -2,7 +2,9 @@
  * One MQTT client connection: the byte stream, its parser and limits, keepalive, sending with backpressure, and the
  * dispatch of each packet kind to its handler (connect.ts, subscribe.ts, publish.ts).
  */
+import type { X509Certificate } from "node:crypto";
 import type { Duplex } from "node:stream";
+import { TLSSocket } from "node:tls";
 import * as mqtt from "mqtt-packet";
 import type { MqttEdge } from "./broker";
 import { onConnect } from "./connect";
@@ -56,6 +58,13 @@ export class Session {
     stream.on("end", () => this.close("connection closed by the client"));
     stream.on("close", () => this.close("connection closed by the client"));
     this.keepaliveTimer = setTimeout(() => this.close("no CONNECT in time"), LIMITS.connectTimeoutMs);
+  }
+
+  /** The TLS client certificate, if the client sent one, and whether it chains to a configured client CA. */
+  peerCertificate(): { certificate: X509Certificate; chainTrusted: boolean } | undefined {
+    if (!(this.stream instanceof TLSSocket)) return undefined;
+    const certificate = this.stream.getPeerX509Certificate();
+    return certificate && { certificate, chainTrusted: this.stream.authorized };
   }
 
   get isClosed(): boolean {
