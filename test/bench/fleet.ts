@@ -101,3 +101,6 @@ process.on("message", (message: "close" | { connect: FleetMember[]; bare?: boole
     },
   );
 });
+
+// If the bench ends without saying "close" (an error, Ctrl-C), do not stay behind holding sockets.
+process.on("disconnect", () => process.exit(0));
