@@ -6,6 +6,8 @@ module.exports = {
   // Type checking is `npm run typecheck`; the transform only strips types, which keeps the suite fast.
   transform: { "^.+\\.ts$": ["ts-jest", { tsconfig: { isolatedModules: true } }] },
   // Every test file starts its own hubs on ephemeral ports (test/helpers/hub.ts), so files run in parallel; only
-  // test/scripts/machine-ports.test.ts binds 443 and 8883, and it is one file.
+  // test/scripts/machine-ports.test.ts binds 443 and 8883, and it is one file. Most of a test's time is spent waiting
+  // on sockets and child processes, so even a 2-core machine runs three files at once with profit.
+  maxWorkers: 3,
   testTimeout: 30000,
 };

@@ -5,32 +5,9 @@
 import { Registry } from "azure-iothub";
 import { ModuleClient, Twin } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import type { StoredRecord } from "../localhub/core/records";
-import type { Store } from "../localhub/store/journal";
+import { HeldBackStore } from "../helpers/held-back-store";
 import { spawnHubCli } from "../helpers/hub-process";
 import { eventually, moduleConnectionString, startTestHub, tempDir } from "../helpers/hub";
-
-/** A store in memory whose sync() can be held back, like a disk that takes its time. */
-class HeldBackStore implements Store<StoredRecord> {
-  readonly entries = new Map<string, StoredRecord>();
-  private gate: Promise<void> | undefined;
-  private open: (() => void) | undefined;
-  put(key: string, value: StoredRecord | null): void {
-    if (value === null) this.entries.delete(key);
-    else this.entries.set(key, value);
-  }
-  sync(): Promise<void> {
-    return this.gate ?? Promise.resolve();
-  }
-  hold(): void {
-    this.gate = new Promise((resolve) => (this.open = resolve));
-  }
-  release(): void {
-    this.gate = undefined;
-    this.open?.();
-  }
-  async close(): Promise<void> {}
-}
 
 async function desiredPatches(client: ModuleClient): Promise<{ twin: Twin; patches: any[] }> {
   const twin = await client.getTwin();

@@ -2,9 +2,8 @@
 import { Registry } from "azure-iothub";
 import { ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import type { StoredRecord } from "../localhub/core/records";
 import type { Hub } from "../localhub/hub";
-import type { Store } from "../localhub/store/journal";
+import { HeldBackStore } from "../helpers/held-back-store";
 import { moduleConnectionString, policyToken, rawRequest, startTestHub, tempDir } from "../helpers/hub";
 
 const API = "?api-version=2021-04-12";
@@ -150,30 +149,8 @@ describe("twin queries", () => {
   });
 });
 
-/** A store in memory whose sync() can be held back, like a disk that takes its time. */
-class HeldBackStore implements Store<StoredRecord> {
-  readonly entries = new Map<string, StoredRecord>();
-  private gate: Promise<void> | undefined;
-  private open: (() => void) | undefined;
-  put(key: string, value: StoredRecord | null): void {
-    if (value === null) this.entries.delete(key);
-    else this.entries.set(key, value);
-  }
-  sync(): Promise<void> {
-    return this.gate ?? Promise.resolve();
-  }
-  hold(): void {
-    this.gate = new Promise((resolve) => (this.open = resolve));
-  }
-  release(): void {
-    this.gate = undefined;
-    this.open?.();
-  }
-  async close(): Promise<void> {}
-}
-
 it("answers a query only once the twins it shows are durable", async () => {
-  // Outside the suite above, whose hub is stopped by now: this one needs a store of its own on the same ports.
+  // Outside the suite above: this one needs a hub with a store of its own.
   const dataDir = tempDir();
   const store = new HeldBackStore();
   const slow = await startTestHub(dataDir, { store });

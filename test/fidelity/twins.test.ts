@@ -120,7 +120,7 @@ describe("service side", () => {
     expect((await patch({ $bad: 1 })).response.statusCode).toBe(400);
     expect((await patch({ big: "x".repeat(5000) })).response.statusCode).toBe(400);
     let deep: any = 1;
-    for (let i = 0; i < 11; i++) deep = { d: deep };
+    for (let i = 0; i < 12; i++) deep = { d: deep }; // 11 levels below the desired section: one too many
     expect((await patch(deep)).response.statusCode).toBe(400);
     const tooLarge: Record<string, string> = {};
     for (let i = 0; i < 10; i++) tooLarge[`k${i}`] = "y".repeat(4000);

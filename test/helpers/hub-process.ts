@@ -40,14 +40,14 @@ export function spawnHubCli(
     connect: () => {
       const env = fs.readFileSync(path.join(dataDir, "env"), "utf8");
       const map = /^LOCALHUB_PORT_MAP=(.*)$/m.exec(env)?.[1] ?? "";
-      setPortMap(
-        Object.fromEntries(
-          map
-            .split(",")
-            .filter(Boolean)
-            .map((pair) => pair.split("=").map(Number)),
-        ),
-      );
+      const pairs = map
+        .split(",")
+        .filter(Boolean)
+        .map((pair): [number, number] => {
+          const [from, to] = pair.split("=").map(Number);
+          return [from, to];
+        });
+      setPortMap(Object.fromEntries(pairs));
       return /IOTHUB_CONNECTION_STRING="([^"]+)"/.exec(env)![1];
     },
   };

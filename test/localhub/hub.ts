@@ -22,7 +22,9 @@ import {
   createTlsServer,
   listen,
 } from "./listeners";
-import { JournalStore, MemoryStore, Store } from "./store/journal";
+import { JournalStore } from "./store/journal";
+import { MemoryStore } from "./store/memory";
+import type { Store } from "./store/store";
 
 export { PortError };
 
@@ -41,7 +43,8 @@ export interface HubOptions {
    */
   httpsPort?: number;
   mqttPort?: number;
-  limits?: { tlsHandshakeMs?: number };
+  /** Shorter limits for tests that trip them; the defaults are in listeners.ts and edges/mqtt/session.ts. */
+  limits?: { tlsHandshakeMs?: number; connectTimeoutMs?: number };
 }
 
 export interface Hub {
@@ -118,9 +121,9 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     options.store ??
     (options.inMemory
       ? new MemoryStore<StoredRecord>()
-      : await JournalStore.open<StoredRecord>(path.join(dataDir, "state")));
+      : await JournalStore.open<StoredRecord>(path.join(dataDir, "state"), { log }));
   const core = await HubCore.open(HOST_NAME, store);
-  const mqtt = new MqttEdge(core, log);
+  const mqtt = new MqttEdge(core, log, { connectTimeoutMs: options.limits?.connectTimeoutMs });
   const websocket = new WebSocketEdge(mqtt, log);
   edges = { rest: createRestHandler(core, log), mqtt, websocket };
 

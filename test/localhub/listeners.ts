@@ -38,11 +38,12 @@ export interface TlsMaterial {
  * connections pile up until the process runs out of file descriptors.
  */
 function dropFailedHandshakes(server: tls.Server, log: (line: string) => void): void {
-  server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
-    socket.destroy();
+  server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
     // A client that does not trust our CA aborts the handshake: its error to report. Timeouts are ours to mention.
-    if (err.message.includes("timed out"))
-      log(`TLS handshake not finished in time: connection from ${socket.remoteAddress} dropped`);
+    if (err.code === "ERR_TLS_HANDSHAKE_TIMEOUT") {
+      log(`TLS handshake not finished in time: connection from ${socket.remoteAddress ?? "?"} dropped`);
+    }
+    socket.destroy();
   });
 }
 

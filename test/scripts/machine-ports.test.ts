@@ -101,7 +101,9 @@ const NOBODY = { uid: 65534, gid: 65534 };
 (asRoot && !lowPortsAllowed ? describe : describe.skip)("as a normal Linux user, with nothing configured", () => {
   it("npm run hub serves on 8443 and prints the lines that let the unchanged scripts reach it as localhost:443", async () => {
     const dataDir = tempDir();
-    fs.chmodSync(dataDir, 0o777); // the unprivileged user writes its state there
+    copyTestCertificates(dataDir);
+    // The folder and its certificates belong to the normal user, as a clone of theirs would.
+    for (const name of ["", ...fs.readdirSync(dataDir)]) fs.chownSync(path.join(dataDir, name), NOBODY.uid, NOBODY.gid);
     const cli = spawnHubCli(dataDir, ["--in-memory"], { ...NOBODY, env: { PATH: process.env.PATH, HOME: dataDir } });
     try {
       await cli.ready();

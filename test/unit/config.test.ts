@@ -1,16 +1,13 @@
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import {
   ConfigError,
+  IDENTITY_ID_PATTERN,
   buildModuleConnectionString,
   describeError,
-  maskSecret,
   parseConnectionString,
   readModuleConfig,
   readServiceConfig,
-  redactSecrets,
-  saveToEnvFile,
 } from "../../config";
 
 const KEY = Buffer.alloc(32, 7).toString("base64");
@@ -141,11 +138,25 @@ describe("connection strings", () => {
     ).toBe("m");
   });
 
-  it("masks and redacts secrets", () => {
-    expect(maskSecret(KEY)).not.toContain(KEY.slice(4));
-    expect(redactSecrets(`x ${SERVICE} sig=abc%2F&se=1`)).toBe(
-      "x HostName=hub.example.net;SharedAccessKeyName=iothubowner;SharedAccessKey=**** sig=****&se=1",
-    );
+  it("reads fields with spaces around them and keys with base64 padding", () => {
+    expect(parseConnectionString(` HostName = h.net ; SharedAccessKey=${KEY};;junk`)).toEqual({
+      HostName: "h.net",
+      SharedAccessKey: KEY,
+    });
+  });
+});
+
+describe("IDENTITY_ID_PATTERN", () => {
+  it("accepts what IoT Hub accepts: 1-128 ASCII letters, digits and -.%_*?!(),:=@$'", () => {
+    for (const id of ["myFirstDevice", "a", "x".repeat(128), "-.%_*?!(),:=@$'", "D3v1ce"]) {
+      expect(IDENTITY_ID_PATTERN.test(id)).toBe(true);
+    }
+  });
+
+  it("refuses empty, too long, spaces, slashes, # and non-ASCII ids", () => {
+    for (const id of ["", "x".repeat(129), "has space", "a/b", "a#b", "gerät", "a\nb", "a+b"]) {
+      expect(IDENTITY_ID_PATTERN.test(id)).toBe(false);
+    }
   });
 });
 
@@ -179,25 +190,24 @@ describe("describeError", () => {
     expect(line).not.toContain(KEY);
   });
 
-  it("never repeats a key from an unknown error", () => {
-    expect(describeError(new Error(`boom ${MODULE}`), "MODULE_CONNECTION_STRING", {})).not.toContain(KEY);
-  });
-});
-
-describe("saveToEnvFile", () => {
-  it("replaces the variable's line and keeps every other line", () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "env-")), ".env");
-    fs.writeFileSync(file, '# comment\nIOTHUB_CONNECTION_STRING="a"\nMODULE_CONNECTION_STRING=old\nDEVICE_ID=x\n');
-    saveToEnvFile(file, "MODULE_CONNECTION_STRING", "new;Key=v=");
-    expect(fs.readFileSync(file, "utf8")).toBe(
-      '# comment\nIOTHUB_CONNECTION_STRING="a"\nMODULE_CONNECTION_STRING="new;Key=v="\nDEVICE_ID=x\n',
+  it("never repeats a key or a token signature from an unknown error", () => {
+    const line = describeError(
+      new Error(`boom ${MODULE} SharedAccessSignature sr=x&sig=abc%2F&se=1`),
+      "MODULE_CONNECTION_STRING",
+      {},
     );
+    expect(line).not.toContain(KEY);
+    expect(line).not.toContain("abc%2F");
+    expect(line).toMatch(/^Failed: boom .*SharedAccessKey=\*\*\*\*.*sig=\*\*\*\*&se=1$/);
   });
 
-  it("appends the line when the variable is missing, creating the file if needed", () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "env-")), ".env");
-    saveToEnvFile(file, "MODULE_CONNECTION_STRING", "v");
-    saveToEnvFile(file, "DEVICE_ID", "d");
-    expect(fs.readFileSync(file, "utf8")).toBe('MODULE_CONNECTION_STRING="v"\nDEVICE_ID="d"\n');
+  it("tells a missing module apart and points at CreateModule", () => {
+    const err = Object.assign(new Error("Device not found"), {
+      name: "DeviceNotFoundError",
+      response: { statusCode: 404 },
+    });
+    expect(describeError(err, "MODULE_CONNECTION_STRING", { MODULE_CONNECTION_STRING: MODULE })).toBe(
+      "Not found on hub.example.net: Device not found. Run CreateModule first.",
+    );
   });
 });

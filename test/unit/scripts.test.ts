@@ -1,4 +1,8 @@
-import { isAlreadyExists } from "../../CreateModule";
+/** The decisions inside the scripts that the end-to-end tests cannot reach cheaply: argument rules, retry bounds, .env. */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { isAlreadyExists, saveToEnvFile, unlessItExists } from "../../CreateModule";
 import {
   DEFAULT_TELEMETRY_INTERVAL,
   MAX_ATTEMPTS,
@@ -6,14 +10,61 @@ import {
   shouldRetry,
   withoutMetadata,
 } from "../../UpdateModuleTwinDesiredProperties";
-import { applyPatch, diffDesired, valuesOf } from "../../ReceiveModuleTwinDesiredPropertiesPatch";
 import { ConfigError } from "../../config";
+
+const envFile = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), "env-")), ".env");
 
 describe("CreateModule", () => {
   it("treats a 409 as 'already exists', whatever error class the SDK picked", () => {
     expect(isAlreadyExists({ name: "DeviceAlreadyExistsError" })).toBe(true);
     expect(isAlreadyExists({ name: "Error", response: { statusCode: 409 } })).toBe(true);
     expect(isAlreadyExists({ name: "UnauthorizedError", response: { statusCode: 401 } })).toBe(false);
+  });
+
+  it("gives the created identity, nothing when it exists already, and passes any other error on", async () => {
+    expect(await unlessItExists(Promise.resolve({ responseBody: { deviceId: "d" } }))).toEqual({ deviceId: "d" });
+    const httpError = (statusCode: number) =>
+      Object.assign(new Error(`HTTP ${statusCode}`), { response: { statusCode } });
+    expect(await unlessItExists(Promise.reject(httpError(409)))).toBeUndefined();
+    await expect(unlessItExists(Promise.reject(httpError(401)))).rejects.toThrow("HTTP 401");
+  });
+});
+
+describe("CreateModule --write-env", () => {
+  it("replaces the variable's line and keeps every other line", () => {
+    const file = envFile();
+    fs.writeFileSync(
+      file,
+      '# comment\nIOTHUB_CONNECTION_STRING="a"\nexport MODULE_CONNECTION_STRING=old\nDEVICE_ID=x\n',
+    );
+    saveToEnvFile(file, "MODULE_CONNECTION_STRING", "new;Key=v=");
+    expect(fs.readFileSync(file, "utf8")).toBe(
+      '# comment\nIOTHUB_CONNECTION_STRING="a"\nMODULE_CONNECTION_STRING="new;Key=v="\nDEVICE_ID=x\n',
+    );
+  });
+
+  it("appends the line when the variable is missing, creating the file if needed", () => {
+    const file = envFile();
+    saveToEnvFile(file, "MODULE_CONNECTION_STRING", "v");
+    saveToEnvFile(file, "DEVICE_ID", "d");
+    expect(fs.readFileSync(file, "utf8")).toBe('MODULE_CONNECTION_STRING="v"\nDEVICE_ID="d"\n');
+  });
+
+  it("keeps the Windows line endings of a .env written on Windows", () => {
+    const file = envFile();
+    fs.writeFileSync(file, 'IOTHUB_CONNECTION_STRING="a"\r\nMODULE_CONNECTION_STRING=old\r\n');
+    saveToEnvFile(file, "MODULE_CONNECTION_STRING", "new");
+    saveToEnvFile(file, "DEVICE_ID", "d");
+    expect(fs.readFileSync(file, "utf8")).toBe(
+      'IOTHUB_CONNECTION_STRING="a"\r\nMODULE_CONNECTION_STRING="new"\r\nDEVICE_ID="d"\r\n',
+    );
+  });
+
+  it("leaves no temporary file behind and keeps the key readable by its owner only (POSIX)", () => {
+    const file = envFile();
+    saveToEnvFile(file, "MODULE_CONNECTION_STRING", "v");
+    expect(fs.readdirSync(path.dirname(file))).toEqual([".env"]);
+    if (process.platform !== "win32") expect(fs.statSync(file).mode & 0o777).toBe(0o600);
   });
 });
 
@@ -40,23 +91,5 @@ describe("UpdateModuleTwinDesiredProperties", () => {
       reported: { $metadata: {}, $version: 1 },
     };
     expect(withoutMetadata(props)).toEqual({ desired: { a: 1, $version: 2 }, reported: { $version: 1 } });
-  });
-});
-
-describe("ReceiveModuleTwinDesiredPropertiesPatch", () => {
-  it("diffs what changed while away into a patch, removals as null", () => {
-    const before = { telemetryInterval: 122, mode: "a", nested: { x: 1, y: 2 } };
-    const after = { telemetryInterval: 200, nested: { x: 1, y: 3 }, added: true };
-    const patch = diffDesired(before, after);
-    expect(patch).toEqual({ telemetryInterval: 200, mode: null, nested: { y: 3 }, added: true });
-    expect(applyPatch(before, patch)).toEqual(after);
-  });
-
-  it("finds nothing to print when nothing changed", () => {
-    expect(diffDesired({ a: [1, 2], b: { c: 1 } }, { a: [1, 2], b: { c: 1 } })).toEqual({});
-  });
-
-  it("strips the hub's bookkeeping from the desired values", () => {
-    expect(valuesOf({ telemetryInterval: 5, $version: 3, $metadata: {} })).toEqual({ telemetryInterval: 5 });
   });
 });

@@ -1,11 +1,17 @@
 import { HubError } from "../localhub/core/errors";
 import {
+  Json,
   newTwin,
   patchProperties,
   patchTags,
   replaceProperties,
   replacementPatch,
 } from "../localhub/core/twin-document";
+
+const LEVELS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];
+
+/** { one: { two: ... { [last]: leaf } } } */
+const nested = (names: string[], leaf: Json): Json => names.reduceRight((inner, name) => ({ [name]: inner }), leaf);
 
 const T0 = "2026-01-01T00:00:00.000Z";
 const T1 = "2026-01-02T00:00:00.000Z";
@@ -31,7 +37,7 @@ describe("twin patches", () => {
     expect(reported.metadata.r).toEqual({ $lastUpdated: T1 });
   });
 
-  it("refuse forbidden keys, deep nesting, long strings, huge integers and oversized sections", () => {
+  it("refuse forbidden keys, long strings, huge integers and oversized sections", () => {
     const desired = newTwin("e", T0).desired;
     const refuse = (patch: any) => expect(() => patchProperties(desired, "desired", patch, T0)).toThrow(HubError);
     refuse({ "a.b": 1 });
@@ -39,13 +45,26 @@ describe("twin patches", () => {
     refuse({ $x: 1 });
     refuse({ s: "x".repeat(4097) });
     refuse({ n: 2 ** 53 });
-    let deep: any = 1;
-    for (let i = 0; i < 10; i++) deep = { d: deep };
-    expect(() => patchProperties(desired, "desired", deep, T0)).not.toThrow(); // 10 levels are allowed
-    refuse({ d: deep });
     refuse(Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, "y".repeat(4000)])));
     refuse([1, 2]);
     expect(() => patchProperties(desired, "desired", { ok: [1, "two", { three: 3 }], f: 1.5 }, T0)).not.toThrow();
+  });
+
+  it("accept the documentation's depth-10 example: the section root is not a level", () => {
+    // iot-hub-devguide-device-twins.md, "Depth": tags.one.two.three.four.five.six.seven.eight.nine.ten.property
+    const docsExample = nested(LEVELS, { property: "value" });
+    expect(() => patchTags({}, docsExample)).not.toThrow();
+    expect(() => patchProperties(newTwin("e", T0).desired, "desired", docsExample, T0)).not.toThrow();
+    expect(() => patchProperties(newTwin("e", T0).reported, "reported", docsExample, T0)).not.toThrow();
+  });
+
+  it("refuse an eleventh level of objects or arrays below the section root with 400", () => {
+    const eleven = nested([...LEVELS, "eleven"], { property: "value" });
+    const arrayAtEleven = nested(LEVELS, { property: [1, 2] });
+    for (const patch of [eleven, arrayAtEleven]) {
+      expect(() => patchTags({}, patch)).toThrow(expect.objectContaining({ status: 400 }));
+      expect(() => patchProperties(newTwin("e", T0).desired, "desired", patch, T0)).toThrow(/deeper than 10/);
+    }
   });
 
   it("cap tags at 8 KB", () => {

@@ -22,13 +22,15 @@ export async function bulkImport(
   const revoked: string[] = [];
   for (const item of body) {
     const { id, deviceId: bodyId, importMode, eTag, etag, ...fields } = isObject(item) ? item : ({} as JsonObject);
-    const deviceId = String(id ?? bodyId ?? "");
+    const given = id ?? bodyId;
+    const deviceId = typeof given === "string" ? given : JSON.stringify(given ?? "");
     const device = { ...fields, deviceId };
-    const mode = String(importMode ?? "").toLowerCase();
+    const mode = typeof importMode === "string" ? importMode.toLowerCase() : "";
+    const modeText = JSON.stringify(importMode ?? null);
     const givenEtag = eTag ?? etag;
     try {
       if (mode.endsWith("ifmatchetag") && typeof givenEtag !== "string")
-        throw badRequest(`importMode ${String(importMode)} needs the device's eTag`);
+        throw badRequest(`importMode ${modeText} needs the device's eTag`);
       const ifMatch = mode.endsWith("ifmatchetag") ? (givenEtag as string) : "*";
       if (mode === "create" || mode === "update" || mode === "updateifmatchetag") {
         const { revoke } = identities.applyDevice(deviceId, device, mode === "create" ? undefined : ifMatch);
@@ -36,7 +38,7 @@ export async function bulkImport(
       } else if (mode === "delete" || mode === "deleteifmatchetag") {
         identities.applyDeviceDelete(deviceId, ifMatch);
         revoked.push(deviceId);
-      } else throw badRequest(`unknown importMode '${String(importMode)}'`);
+      } else throw badRequest(`unknown importMode ${modeText}`);
     } catch (err) {
       if (!(err instanceof HubError)) throw err;
       errors.push({ deviceId, errorCode: err.code, errorStatus: err.message });

@@ -5,6 +5,7 @@
 const NUMERIC_CODES: Record<string, number> = {
   ArgumentInvalid: 400004,
   ArgumentNull: 400005,
+  InvalidProtocolVersion: 400008,
   IotHubUnauthorizedAccess: 401002,
   TooManyModulesOnDevice: 403010,
   DeviceNotFound: 404001,
@@ -17,6 +18,7 @@ const NUMERIC_CODES: Record<string, number> = {
   RequestEntityTooLarge: 413002,
   ThrottlingException: 429001,
   ServerError: 500001,
+  ServiceUnavailable: 503001,
   GatewayTimeout: 504101,
 };
 
@@ -47,6 +49,7 @@ export class HubError extends Error {
   }
 }
 
+export const invalidProtocolVersion = () => new HubError(400, "InvalidProtocolVersion", "BadRequest");
 export const badRequest = (message: string) => new HubError(400, "ArgumentInvalid", message);
 export const unauthorized = (message: string) => new HubError(401, "IotHubUnauthorizedAccess", message);
 export const deviceNotFound = (deviceId: string) =>

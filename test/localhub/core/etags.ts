@@ -2,7 +2,7 @@
  * Etags, encoded as the real hub encodes them, from one durable counter: an etag is never handed out twice, not even
  * to an identity that is deleted and created again after a restart (a stale If-Match must not match).
  */
-import type { Store } from "../store/journal";
+import type { Store } from "../store/store";
 import { ETAG_SEQUENCE_KEY, StoredRecord } from "./records";
 
 export class EtagCounter {

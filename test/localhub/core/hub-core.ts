@@ -2,7 +2,8 @@
  * The hub's one core, behind every protocol edge: identities, twins, policies, persistent sessions, and the events
  * the edges listen to. Edges call it and await it; it alone talks to the store. Nothing calls back up.
  */
-import type { Store } from "../store/journal";
+import type { Store } from "../store/store";
+import { Durability } from "./durability";
 import { bulkImport } from "./bulk";
 import { EtagCounter } from "./etags";
 import { HubEvents } from "./events";
@@ -22,15 +23,18 @@ export class HubCore {
   readonly twins: Twins;
   readonly methods: DirectMethods;
 
+  private readonly durability: Durability;
+
   private constructor(
     readonly hostName: string,
     private readonly store: Store<StoredRecord>,
   ) {
     const etags = new EtagCounter(store);
+    this.durability = new Durability(store);
     this.policies = new Policies(store);
-    this.sessions = new Sessions(store);
-    this.identities = new Identities(store, etags, this.sessions, this.events);
-    this.twins = new Twins(store, this.identities, etags, this.events);
+    this.sessions = new Sessions(store, this.durability);
+    this.identities = new Identities(store, this.durability, etags, this.sessions, this.events);
+    this.twins = new Twins(this.durability, this.identities, etags, this.events);
     this.methods = new DirectMethods(this.identities, this.events);
   }
 
@@ -41,8 +45,13 @@ export class HubCore {
     return core;
   }
 
+  /** Resolves once every change made so far is durable: reads wait for it, so they never show what a crash could undo. */
+  durable(): Promise<void> {
+    return this.durability.settled();
+  }
+
   bulk(body: Json): Promise<JsonObject> {
-    return bulkImport(this.identities, () => this.store.sync(), this.events, body);
+    return bulkImport(this.identities, () => this.durability.committed(), this.events, body);
   }
 
   close(): Promise<void> {

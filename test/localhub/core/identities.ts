@@ -4,7 +4,8 @@
  * session ends and the edges drop its connections).
  */
 import { randomUUID } from "node:crypto";
-import type { Store } from "../store/journal";
+import type { Store } from "../store/store";
+import type { Durability } from "./durability";
 import { HubError, badRequest, deviceNotFound, moduleNotFound, preconditionFailed } from "./errors";
 import { EtagCounter, etagMatches } from "./etags";
 import type { HubEvents } from "./events";
@@ -24,6 +25,7 @@ export class Identities {
 
   constructor(
     private readonly store: Store<StoredRecord>,
+    private readonly durability: Durability,
     private readonly etags: EtagCounter,
     private readonly sessions: Sessions,
     private readonly events: HubEvents,
@@ -73,19 +75,19 @@ export class Identities {
   // ---- devices ----
 
   async getDevice(deviceId: string): Promise<JsonObject> {
-    await this.store.sync();
+    await this.durability.settled();
     return deviceJson(this.require(deviceId), this.isConnected(this.require(deviceId)));
   }
 
   async listDevices(top = 1000): Promise<JsonObject[]> {
-    await this.store.sync();
+    await this.durability.settled();
     return [...this.devices.values()].slice(0, Math.max(0, top)).map((d) => deviceJson(d, this.isConnected(d)));
   }
 
   /** PUT /devices/{id}: create (409 if it exists and no If-Match was sent) or update (If-Match etag or `*`). */
   async putDevice(deviceId: string, body: unknown, ifMatch: string | undefined): Promise<JsonObject> {
     const { device, revoke } = this.applyDevice(deviceId, body, ifMatch);
-    await this.store.sync();
+    await this.durability.committed();
     if (revoke) this.events.emit("revoked", { key: deviceId, withModules: true });
     return deviceJson(device, this.isConnected(device));
   }
@@ -119,7 +121,7 @@ export class Identities {
 
   async deleteDevice(deviceId: string, ifMatch: string | undefined): Promise<void> {
     this.applyDeviceDelete(deviceId, ifMatch);
-    await this.store.sync();
+    await this.durability.committed();
     this.events.emit("revoked", { key: deviceId, withModules: true });
   }
 
@@ -138,13 +140,13 @@ export class Identities {
   // ---- modules ----
 
   async getModule(deviceId: string, moduleId: string): Promise<JsonObject> {
-    await this.store.sync();
+    await this.durability.settled();
     const module = this.require(deviceId, moduleId);
     return moduleJson(module, this.isConnected(module));
   }
 
   async listModules(deviceId: string): Promise<JsonObject[]> {
-    await this.store.sync();
+    await this.durability.settled();
     this.require(deviceId);
     return [...(this.modules.get(deviceId)?.values() ?? [])].map((m) => moduleJson(m, this.isConnected(m)));
   }
@@ -182,7 +184,7 @@ export class Identities {
     this.save(module);
     const revoke = existing !== undefined && rekeyed(existing, module);
     if (revoke) this.sessions.endAll(identityKey(deviceId, moduleId), false);
-    await this.store.sync();
+    await this.durability.committed();
     if (revoke) this.events.emit("revoked", { key: identityKey(deviceId, moduleId), withModules: false });
     return moduleJson(module, this.isConnected(module));
   }
@@ -193,7 +195,7 @@ export class Identities {
     this.modules.get(deviceId)?.delete(moduleId);
     this.store.put(identityStoreKey(deviceId, moduleId), null);
     this.sessions.endAll(identityKey(deviceId, moduleId), false);
-    await this.store.sync();
+    await this.durability.committed();
     this.events.emit("revoked", { key: identityKey(deviceId, moduleId), withModules: false });
   }
 
@@ -224,7 +226,7 @@ export class Identities {
       return;
     }
     let siblings = this.modules.get(identity.deviceId);
-    if (!siblings) this.modules.set(identity.deviceId, (siblings = new Map()));
+    if (!siblings) this.modules.set(identity.deviceId, (siblings = new Map<string, Identity>()));
     siblings.set(identity.moduleId, identity);
   }
 

@@ -2,12 +2,13 @@
  * The fields of a device or module that a PUT may set, checked as the real hub checks them: the identity id, how it
  * authenticates (SAS keys, X.509 thumbprints, or a certificate authority), and the IoT Edge scopes of a device.
  */
+// One rule for identity ids in the whole repository: the scripts' config.ts checks them before any network call.
+import { IDENTITY_ID_PATTERN as ID_PATTERN } from "../../../config";
 import { badRequest } from "./errors";
 import { generateKey } from "./policies";
 import type { Identity } from "./records";
 import { JsonObject, isObject } from "./twin-document";
 
-const ID_PATTERN = /^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$/;
 const THUMBPRINT = /^(?:[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$/;
 const AUTHENTICATION_TYPES = ["sas", "selfSigned", "certificateAuthority"] as const;
 export type AuthenticationType = (typeof AUTHENTICATION_TYPES)[number];

@@ -2,7 +2,7 @@
  * The hub's shared access policies: the five defaults with generated keys, made on first start and kept.
  */
 import { randomBytes } from "node:crypto";
-import type { Store } from "../store/journal";
+import type { Store } from "../store/store";
 import { POLICIES_KEY, Permission, Policy, StoredRecord } from "./records";
 
 export const DEFAULT_POLICY_RIGHTS: Record<string, Permission[]> = {

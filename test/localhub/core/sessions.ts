@@ -3,13 +3,17 @@
  * do not subscribe again after a reconnect, so these outlive connections and restarts. The MQTT edge owns the live
  * connections; the core owns what must be durable about them.
  */
-import type { Store } from "../store/journal";
+import type { Store } from "../store/store";
+import type { Durability } from "./durability";
 import { SESSION_PREFIX, StoredRecord } from "./records";
 
 export class Sessions {
   private readonly saved = new Map<string, string[]>();
 
-  constructor(private readonly store: Store<StoredRecord>) {
+  constructor(
+    private readonly store: Store<StoredRecord>,
+    private readonly durability: Durability,
+  ) {
     for (const [key, record] of store.entries) {
       if (key.startsWith(SESSION_PREFIX)) this.saved.set(key.slice(SESSION_PREFIX.length), record as string[]);
     }
@@ -22,7 +26,7 @@ export class Sessions {
   /** Stores a session's subscriptions (null ends it); resolves when durable. */
   async save(key: string, subscriptions: string[] | null): Promise<void> {
     this.record(key, subscriptions);
-    await this.store.sync();
+    await this.durability.committed();
   }
 
   /** Ends the sessions of an identity (and of its modules); durable at the caller's next sync. */

@@ -50,8 +50,12 @@ export function newTwin(etag: string, now: string): TwinState {
 export const isObject = (value: unknown): value is JsonObject =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
-/** Checks keys, depth, string lengths and number range of a section's values or patch. */
-export function validateValues(section: Section, value: Json, depth = 1, path: string = section): void {
+/**
+ * Checks keys, depth, string lengths and number range of a section's values or patch. Depth counts the objects (and
+ * arrays) nested below the section root, which is itself level 0: the docs' own example
+ * `tags.one.two.three.four.five.six.seven.eight.nine.ten.property` is valid, one more object level is not.
+ */
+export function validateValues(section: Section, value: Json, depth = 0, path: string = section): void {
   if (isObject(value)) {
     if (depth > MAX_DEPTH) throw badRequest(`${path}: nesting deeper than ${MAX_DEPTH} levels`);
     for (const [key, child] of Object.entries(value)) {

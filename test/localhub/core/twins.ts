@@ -3,13 +3,12 @@
  * twin and patches its reported properties. Commit, then notify: a desired change reaches the edges only once it is
  * durable, so a device never sees a `$version` that a crash could take back and give to other content.
  */
-import type { Store } from "../store/journal";
+import type { Durability } from "./durability";
 import { badRequest, preconditionFailed } from "./errors";
-import type { EtagCounter } from "./etags";
-import { etagMatches } from "./etags";
+import { EtagCounter, etagMatches } from "./etags";
 import type { HubEvents } from "./events";
 import type { Identities } from "./identities";
-import { Identity, StoredRecord, identityKey } from "./records";
+import { Identity, identityKey } from "./records";
 import {
   Json,
   JsonObject,
@@ -23,14 +22,14 @@ import { deviceTwinJson, twinJson } from "./views";
 
 export class Twins {
   constructor(
-    private readonly store: Store<StoredRecord>,
+    private readonly durability: Durability,
     private readonly identities: Identities,
     private readonly etags: EtagCounter,
     private readonly events: HubEvents,
   ) {}
 
   async get(deviceId: string, moduleId?: string): Promise<JsonObject> {
-    await this.store.sync();
+    await this.durability.settled();
     return this.json(this.identities.require(deviceId, moduleId));
   }
 
@@ -80,7 +79,7 @@ export class Twins {
 
   /** The identity's own view of its twin (MQTT twin GET). */
   async deviceTwin(deviceId: string, moduleId?: string): Promise<JsonObject> {
-    await this.store.sync();
+    await this.durability.settled();
     return deviceTwinJson(this.identities.require(deviceId, moduleId));
   }
 
@@ -92,7 +91,7 @@ export class Twins {
     identity.twin = { ...identity.twin, reported };
     identity.lastActivityTime = now;
     this.bumpAndSave(identity);
-    await this.store.sync();
+    await this.durability.committed();
     return reported.version;
   }
 
@@ -105,7 +104,7 @@ export class Twins {
     this.bumpAndSave(identity);
     const version = identity.twin.desired.version;
     const answer = this.json(identity);
-    await this.store.sync();
+    await this.durability.committed();
     if (desiredPatch !== undefined) {
       this.events.emit("desired", {
         deviceId: identity.deviceId,

@@ -58,7 +58,7 @@ export function twinJson(identity: Identity, device: Identity, connected: boolea
     lastActivityTime: identity.lastActivityTime,
     cloudToDeviceMessageCount: 0,
     authenticationType: identity.authentication.type,
-    x509Thumbprint: identity.authentication.x509Thumbprint as unknown as JsonObject,
+    x509Thumbprint: identity.authentication.x509Thumbprint,
     modelId: "",
     ...(identity.moduleId === undefined ? scopes(identity) : {}),
     version: twin.version,

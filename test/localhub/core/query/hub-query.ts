@@ -12,9 +12,8 @@ export async function queryTwins(
   body: Json,
   headers: Record<string, string | string[] | undefined>,
 ): Promise<QueryPage> {
-  // A query must show durable state only, like every other read: the registry's reads sync the store first, and
-  // listing no device is the cheapest of them. (HubCore has no sync of its own to call.)
-  await core.identities.listDevices(0);
+  // A query must show durable state only, like every other read.
+  await core.durable();
   const { identities, twins } = core;
   // In result order, from the first twin after the page's start, each twin's JSON built only when it is read:
   // a page of 100 over 10,000 twins then builds about 100, not 10,000.

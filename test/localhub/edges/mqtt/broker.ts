@@ -15,6 +15,7 @@ export class MqttEdge {
   constructor(
     readonly core: HubCore,
     readonly log: (line: string) => void,
+    readonly limits: { connectTimeoutMs?: number } = {},
   ) {
     core.events.on("desired", (change) => {
       const session = this.sessions.get(identityKey(change.deviceId, change.moduleId));

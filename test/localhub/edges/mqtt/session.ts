@@ -57,7 +57,8 @@ export class Session {
     // A stream from a WebSocket ends ('end') without always closing: either means the client is gone.
     stream.on("end", () => this.close("connection closed by the client"));
     stream.on("close", () => this.close("connection closed by the client"));
-    this.keepaliveTimer = setTimeout(() => this.close("no CONNECT in time"), LIMITS.connectTimeoutMs);
+    const connectTimeoutMs = edge.limits.connectTimeoutMs ?? LIMITS.connectTimeoutMs;
+    this.keepaliveTimer = setTimeout(() => this.close("no CONNECT in time"), connectTimeoutMs);
   }
 
   /** The TLS client certificate, if the client sent one, and whether it chains to a configured client CA. */

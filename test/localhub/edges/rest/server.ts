@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
-import { HubError, badRequest } from "../../core/errors";
+import { HubError, badRequest, invalidProtocolVersion } from "../../core/errors";
 import type { HubCore } from "../../core/hub-core";
 import { authenticate, authorize } from "../../core/sas";
 import { isObject } from "../../core/twin-document";
@@ -12,6 +12,23 @@ import { parseJson, readBody } from "./body";
 import { JsonWithHeaders, route } from "./routes";
 
 const JSON_TYPE = "application/json; charset=utf-8";
+
+/**
+ * The data-plane api-versions the real hub publishes (azure-iothub 1.16 sends 2021-04-12). Without one, or with any
+ * other, the real hub answers 400 InvalidProtocolVersion before it looks at anything else.
+ */
+export const API_VERSIONS = new Set([
+  "2016-11-14",
+  "2017-06-30",
+  "2018-04-01",
+  "2018-06-30",
+  "2019-03-30",
+  "2019-10-01",
+  "2020-03-13",
+  "2020-05-31-preview",
+  "2020-09-30",
+  "2021-04-12",
+]);
 
 /** Splits a request target into decoded path segments and its query; odd targets are a 400, never a crash. */
 function parseTarget(target: string | undefined): { pathname: string; segments: string[]; query: URLSearchParams } {
@@ -42,6 +59,7 @@ export function createRestHandler(core: HubCore, log: (line: string) => void) {
     try {
       const target = parseTarget(req.url);
       pathname = target.pathname;
+      if (!API_VERSIONS.has(target.query.get("api-version") ?? "")) throw invalidProtocolVersion();
       const found = route(core, method, target.segments);
       if (found === undefined) throw new HubError(404, "NotFound", `No such resource: ${method} ${pathname}`);
       if (found === null) throw new HubError(405, "MethodNotAllowed", `${method} is not supported on ${pathname}`);
