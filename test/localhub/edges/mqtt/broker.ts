@@ -11,6 +11,8 @@ import { pushDesired } from "./twin";
 
 export class MqttEdge {
   private readonly sessions = new Map<string, Session>();
+  /** Every open connection, authenticated or not: stopping the hub must not wait for a CONNECT that never comes. */
+  private readonly open = new Set<Session>();
 
   constructor(
     readonly core: HubCore,
@@ -35,7 +37,12 @@ export class MqttEdge {
 
   /** Serves one client connection; `transport` only labels the log lines. */
   accept(stream: Duplex, transport: string): void {
-    new Session(this, stream, transport);
+    this.open.add(new Session(this, stream, transport));
+  }
+
+  /** A session that closed, authenticated or not. */
+  forget(session: Session): void {
+    this.open.delete(session);
   }
 
   /** Registers a freshly authenticated session, dropping an older one of the same identity. */
@@ -58,6 +65,6 @@ export class MqttEdge {
   }
 
   closeAll(): void {
-    for (const session of [...this.sessions.values()]) session.close("hub stopping");
+    for (const session of [...this.open]) session.close("hub stopping");
   }
 }

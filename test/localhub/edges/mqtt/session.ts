@@ -100,6 +100,7 @@ export class Session {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.edge.forget(this);
     clearTimeout(this.keepaliveTimer);
     this.stream.end();
     this.stream.destroy();
