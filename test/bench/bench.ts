@@ -1,9 +1,9 @@
 /**
  * @summary `npm run bench`: desired-patch and direct-method latency, a twin query over 10,000 twins, script start-up
- * split into its parts, and how far the hub scales. Prints a table; with --json also one JSON object as the last line.
+ * split into its parts, how far the hub scales, and telemetry and C2D over the AMQP edge. Prints a table; with --json also one JSON object as the last line.
  *
  * Usage: npm run bench -- [--json] [--patches N] [--calls N] [--twins N] [--modules N] [--runs N]
- *                         [--only latency|methods|query|startup|scale]
+ *                         [--only latency|methods|query|startup|scale|messaging]
  * The hub runs as its own process on ephemeral ports (hub-process.ts): no privileges, no free port 443 needed.
  */
 import * as fs from "node:fs";
@@ -14,14 +14,18 @@ import { parseArgs } from "node:util";
 import { Registry } from "azure-iothub";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
 import { ensureCertificates } from "../localhub/certs";
-import { BenchHub, TSX_LOADER, startBenchHub } from "./hub-process";
+import { BenchHub, TSX_LOADER, startBenchHub, startBenchMessagingHub } from "./hub-process";
 import { methodLatency, patchLatency } from "./latency";
-import { Percentiles, round } from "./measure";
+import { Percentiles, round, sleep } from "./measure";
+import { measureMessaging } from "./messaging";
 import { QUERY_SQL, measureQuery } from "./query";
 import { measureScale } from "./scale";
 import { measureStartup } from "./startup";
 
-const PARTS = ["latency", "methods", "query", "startup", "scale"];
+const PARTS = ["latency", "methods", "query", "startup", "scale", "messaging"];
+/** Run only when asked for (`--only messaging`): `npm run hub` does not start the AMQP edge yet. */
+const OPT_IN = ["messaging"];
+const MESSAGING_TIMEOUT_MS = 120_000;
 const USAGE =
   "Usage: npm run bench -- [--json] [--patches N] [--calls N] [--twins N] [--modules N] [--runs N] " +
   `[--only ${PARTS.join("|")}]`;
@@ -67,7 +71,7 @@ async function identityString(registry: Registry, deviceId: string, moduleId?: s
   return `HostName=localhost;DeviceId=${deviceId};${moduleId ? `ModuleId=${moduleId};` : ""}SharedAccessKey=${key}`;
 }
 
-const wanted = (part: string) => !flags.only || flags.only === part;
+const wanted = (part: string) => (flags.only ? flags.only === part : !OPT_IN.includes(part));
 const results: Record<string, unknown> = {};
 
 /** Latency, methods, query and start-up share one hub. */
@@ -165,6 +169,40 @@ async function measureHubScale(hub: BenchHub): Promise<void> {
   results.scale = scale;
 }
 
+/** Telemetry and C2D (messaging.ts, from the AMQP work) on a hub of its own with the AMQP edge. */
+async function measureMessagingPart(hubDir: string): Promise<void> {
+  const hub = await startBenchMessagingHub(path.join(hubDir, "messaging"), hubDir);
+  const { 443: https, 8883: mqtt, 5671: amqp } = hub.portMap;
+  log(
+    `Hub (messaging): its own process, HTTPS on ${https}, MQTT on ${mqtt}, AMQP on ${amqp}, reached as 443, 8883, 5671`,
+  );
+  try {
+    log("6. Messaging: telemetry from 10 devices read back by an Event Hubs consumer; C2D one message at a time");
+    // No amqpPort: measureMessaging would replace the whole port map with 5671 alone; ours already holds all three.
+    const m = await Promise.race([
+      measureMessaging({
+        iotHubConnectionString: hub.connectionString,
+        eventHubConnectionString: hub.eventHubConnectionString,
+        log: (text) => log(`   ${text}`),
+      }),
+      // Without this a hub whose MQTT telemetry never reaches the event log would leave the bench waiting forever.
+      sleep(MESSAGING_TIMEOUT_MS).then(() =>
+        Promise.reject(new Error(`the messaging part did not finish in ${MESSAGING_TIMEOUT_MS / 1000} s`)),
+      ),
+    ]);
+    const t = m.telemetry;
+    log(
+      `   telemetry ${t.msgsPerSec} msgs/s; device send -> AMQP reader p50 ${t.e2eLatencyMs.p50} ms, p99 ${t.e2eLatencyMs.p99} ms`,
+    );
+    log(`   the same to EventHubConsumerClient: p50 ${t.sdkE2eLatencyMs.p50} ms, p99 ${t.sdkE2eLatencyMs.p99} ms`);
+    log(`   C2D (Client.send -> device PUBLISH) p50 ${m.c2dLatencyMs.p50} ms, p99 ${m.c2dLatencyMs.p99} ms`);
+    results.telemetry = { msgsPerSec: t.msgsPerSec, e2eLatencyMs: t.e2eLatencyMs, sdkE2eLatencyMs: t.sdkE2eLatencyMs };
+    results.c2dLatencyMs = m.c2dLatencyMs;
+  } finally {
+    await hub.stop();
+  }
+}
+
 /** Starts a hub in `hubDir/name`, runs `part` against it, stops it. */
 async function withHub(hubDir: string, name: string, part: (hub: BenchHub) => Promise<void>): Promise<void> {
   const hub = await startBenchHub(path.join(hubDir, name), hubDir);
@@ -196,6 +234,7 @@ export async function main(): Promise<void> {
   );
   if (["latency", "methods", "query", "startup"].some(wanted)) await withHub(hubDir, "round-trips", measureRoundTrips);
   if (wanted("scale")) await withHub(hubDir, "scale", measureHubScale);
+  if (wanted("messaging")) await measureMessagingPart(hubDir);
   if (flags.json) console.log(JSON.stringify({ ...results, machine: { cpus: cpus.length, node: process.version } }));
 }
 

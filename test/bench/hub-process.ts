@@ -64,3 +64,48 @@ export async function startBenchHub(dataDir: string, certDir: string): Promise<B
   };
   return { child, connectionString, portMap, clientEnv, stop };
 }
+
+export interface BenchMessagingHub extends BenchHub {
+  eventHubConnectionString: string;
+}
+
+/**
+ * The hub with its AMQP edge (messaging-hub.ts) as its own process, on free ports that this process reaches as
+ * localhost:443, 8883 and 5671. (`npm run hub` does not start the AMQP edge yet.)
+ */
+export async function startBenchMessagingHub(dataDir: string, certDir: string): Promise<BenchMessagingHub> {
+  fs.mkdirSync(dataDir, { recursive: true });
+  for (const file of fs.readdirSync(certDir).filter((name) => name.endsWith(".pem")))
+    fs.copyFileSync(path.join(certDir, file), path.join(dataDir, file));
+  const args = ["--import", TSX_LOADER, path.join(__dirname, "messaging-hub.ts"), dataDir];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  let output = "";
+  const started = await new Promise<{
+    ports: { https: number; mqtt: number; amqp: number };
+    iotHub: string;
+    eventHub: string;
+  }>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      const line = output.split("\n").find((l) => l.startsWith("{"));
+      if (line && output.includes("\n")) resolve(JSON.parse(line) as never);
+    });
+    child.once("exit", (code) => reject(new Error(`the messaging hub exited with code ${code}: ${output}`)));
+  });
+  const portMap = { 443: started.ports.https, 8883: started.ports.mqtt, 5671: started.ports.amqp };
+  setPortMap(portMap);
+  const stop = async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    await exited;
+  };
+  return {
+    child,
+    connectionString: started.iotHub,
+    eventHubConnectionString: started.eventHub,
+    portMap,
+    clientEnv: { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS, ...redirectEnv(portMap) },
+    stop,
+  };
+}
