@@ -37,8 +37,8 @@ function startScript(
     output += chunk.toString();
     for (const line of chunk.toString().replace(/\n$/, "").split("\n")) console.log(`${label.padStart(9)} | ${line}`);
   };
-  child.stdout!.on("data", show);
-  child.stderr!.on("data", show);
+  child.stdout.on("data", show);
+  child.stderr.on("data", show);
   return { child, output: () => output };
 }
 

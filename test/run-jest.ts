@@ -9,6 +9,15 @@ import { spawnSync } from "node:child_process";
 import { ensureCertificates } from "./localhub/certs";
 import { TEST_TLS_DIR } from "./helpers/paths";
 
+/** The counts we print from the summary jest writes with --json --outputFile. */
+interface JestSummary {
+  numPassedTests: number;
+  numFailedTests: number;
+  numRuntimeErrorTestSuites: number;
+  numPendingTests: number;
+  numTodoTests: number;
+}
+
 async function main(): Promise<void> {
   const { caPath } = await ensureCertificates(TEST_TLS_DIR);
   const resultsFile = path.join(os.tmpdir(), `jest-results-${process.pid}.json`);
@@ -22,7 +31,7 @@ async function main(): Promise<void> {
   );
   // A plain closing line that any CI log reader understands.
   if (fs.existsSync(resultsFile)) {
-    const results = JSON.parse(fs.readFileSync(resultsFile, "utf8"));
+    const results = JSON.parse(fs.readFileSync(resultsFile, "utf8")) as JestSummary;
     fs.rmSync(resultsFile);
     const failed = results.numFailedTests + results.numRuntimeErrorTestSuites;
     const skipped = results.numPendingTests + results.numTodoTests;

@@ -1,344 +1,220 @@
 /**
- * @summary `npm run bench`: desired-patch latency over MQTT and MQTT/WebSockets, script start-up split into its parts,
- * and how far the local hub scales. Starts its own hub as a separate process (so that its memory is its own) and
- * prints a table; with --json also one JSON object as the last line.
+ * @summary `npm run bench`: desired-patch and direct-method latency, a twin query over 10,000 twins, script start-up
+ * split into its parts, how far the hub scales, and telemetry and C2D over the AMQP edge. Prints a table; with --json also one JSON object as the last line.
  *
- * Usage: npm run bench -- [--json] [--patches N] [--modules N] [--runs N] [--only latency|startup|scale]
+ * Usage: npm run bench -- [--json] [--patches N] [--calls N] [--twins N] [--modules N] [--runs N]
+ *                         [--only latency|methods|query|startup|scale|messaging]
+ * The hub runs as its own process on ephemeral ports (hub-process.ts): no privileges, no free port 443 needed.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ChildProcess, execFileSync, fork, spawn, spawnSync } from "node:child_process";
-import { performance } from "node:perf_hooks";
+import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import { Registry } from "azure-iothub";
-import { ModuleClient, Twin } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
-import { createSasToken } from "../localhub/core/sas";
 import { ensureCertificates } from "../localhub/certs";
-import type { FleetMember } from "./fleet";
+import { BenchHub, TSX_LOADER, startBenchHub, startBenchMessagingHub } from "./hub-process";
+import { methodLatency, patchLatency } from "./latency";
+import { Percentiles, round, sleep } from "./measure";
+import { measureMessaging } from "./messaging";
+import { QUERY_SQL, measureQuery } from "./query";
+import { measureScale } from "./scale";
+import { measureStartup } from "./startup";
 
-const ROOT = path.resolve(__dirname, "../..");
-const TSX_LOADER = require.resolve("tsx");
+const PARTS = ["latency", "methods", "query", "startup", "scale", "messaging"];
+/** Run only when asked for (`--only messaging`): `npm run hub` does not start the AMQP edge yet. */
+const OPT_IN = ["messaging"];
+const MESSAGING_TIMEOUT_MS = 120_000;
+const USAGE =
+  "Usage: npm run bench -- [--json] [--patches N] [--calls N] [--twins N] [--modules N] [--runs N] " +
+  `[--only ${PARTS.join("|")}]`;
 
-const { values: flags } = parseArgs({
-  options: {
-    json: { type: "boolean", default: false },
-    patches: { type: "string", default: "1000" },
-    only: { type: "string" },
-    modules: { type: "string", default: "1000" },
-    runs: { type: "string", default: "5" },
-  },
-});
-const PATCHES = Number(flags.patches);
-const MODULES = Number(flags.modules);
-const RUNS = Number(flags.runs);
-const log = (line: string) => console.log(line);
-
-// ---------------------------------------------------------------- helpers
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
-const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-function percentiles(samples: number[]) {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-  return { p50: round(at(50)), p90: round(at(90)), p99: round(at(99)), max: round(sorted[sorted.length - 1]) };
-}
-
-/** Wall time of a command in ms, the median of `RUNS` runs after one warm-up. */
-function wallTime(command: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): number {
-  const times: number[] = [];
-  for (let i = 0; i <= RUNS; i++) {
-    const started = performance.now();
-    const result = spawnSync(command, args, { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
-    const elapsed = performance.now() - started;
-    if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed: ${result.stderr}`);
-    if (i > 0) times.push(elapsed);
-  }
-  return median(times);
-}
-
-/** CPU time (user + system) a process has used so far, in ms. */
-function cpuMs(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime and stime, in clock ticks of 1/100 s
-}
-
-/** Peak resident memory of a process, from the kernel's high-water mark. */
-function peakRssMb(pid: number): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-  return round(Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024, 1);
-}
-
-async function startHubProcess(dataDir: string): Promise<{ child: ChildProcess; connectionString: string }> {
-  const child = spawn(
-    process.execPath,
-    ["--import", TSX_LOADER, path.join(ROOT, "test/localhub/cli.ts"), "--data", dataDir, "--quiet"],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  let output = "";
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on("data", (chunk) => {
-      output += chunk;
-      if (/ready/.test(output)) resolve();
-    });
-    child.on("exit", (code) => reject(new Error(`the hub exited with code ${code}: ${output}`)));
-  });
-  const env = fs.readFileSync(path.join(dataDir, "env"), "utf8");
-  return { child, connectionString: /IOTHUB_CONNECTION_STRING="([^"]+)"/.exec(env)![1] };
-}
-
-// ---------------------------------------------------------------- 1. desired-patch latency
-
-async function patchLatency(
-  registry: Registry,
-  moduleString: string,
-  transport: unknown,
-  deviceId: string,
-  moduleId: string,
-) {
-  const client = ModuleClient.fromConnectionString(moduleString, transport);
-  await client.open();
-  const twin: Twin = await client.getTwin();
-  let waiting: { seq: number; resolve: (at: number) => void } | undefined;
-  twin.on("properties.desired", (delta: { seq?: number }) => {
-    if (waiting && delta.seq === waiting.seq) waiting.resolve(performance.now());
-  });
-  await twin.get(); // after the listener subscribed: from here on every patch reaches it
-  const samples: number[] = [];
-  const warmup = 50;
-  for (let seq = 1; seq <= PATCHES + warmup; seq++) {
-    const arrived = new Promise<number>((resolve) => (waiting = { seq, resolve }));
-    const started = performance.now();
-    await registry.updateModuleTwin(deviceId, moduleId, { properties: { desired: { seq } } }, "*");
-    const at = await Promise.race([
-      arrived,
-      sleep(5000).then(() => Promise.reject(new Error(`desired patch ${seq} never reached the module`))),
-    ]);
-    if (seq > warmup) samples.push(at - started);
-  }
-  // The SDK's close can hang: do not let it stall the benchmark.
-  await Promise.race([client.close(), sleep(3000)]);
-  return percentiles(samples);
-}
-
-// ---------------------------------------------------------------- 2. script start-up
-
-function measureStartup(connectionString: string, caPath: string) {
-  // Inside the project, so that the empty scripts are CommonJS like ours and the compiled ones find node_modules.
-  const work = path.join(ROOT, "test", "bench", ".tmp");
-  const build = path.join(work, "build");
-  fs.rmSync(work, { recursive: true, force: true });
-  fs.mkdirSync(work, { recursive: true });
-  // The same script compiled to JavaScript, next to node_modules so that require() finds the SDKs.
-  execFileSync(process.execPath, [
-    require.resolve("typescript/bin/tsc"),
-    "--outDir",
-    build,
-    "--module",
-    "commonjs",
-    "--target",
-    "ES2022",
-    "--esModuleInterop",
-    "--skipLibCheck",
-    "--rootDir",
-    ROOT,
-    path.join(ROOT, "CreateModule.ts"),
-  ]);
-  const env = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    NODE_EXTRA_CA_CERTS: caPath,
-    IOTHUB_CONNECTION_STRING: connectionString,
-  };
-  const noopJs = path.join(work, "noop.js");
-  fs.writeFileSync(noopJs, "");
-  const tsxBin = path.join(ROOT, "node_modules", ".bin", "tsx");
-  const script = path.join(ROOT, "CreateModule.ts");
-  const compiled = path.join(build, "CreateModule.js");
-  const node = process.execPath;
-
-  // Each way of starting the same script; the differences between neighbours are what each layer adds.
-  const npxTsxMs = wallTime("npx", ["tsx", script], env, ROOT);
-  const tsxMs = wallTime(tsxBin, [script], env, ROOT);
-  const nodeImportTsxMs = wallTime(node, ["--import", TSX_LOADER, script], env, ROOT);
-  const nodeMs = wallTime(node, [compiled], env, ROOT);
-  const nodeBootMs = wallTime(node, [noopJs], env, ROOT);
-
-  // Inside one process: what loading the SDKs, our own code and the network calls each take.
-  const probe = `
-    const { performance } = require("node:perf_hooks");
-    const t0 = performance.now();
-    const { Registry } = require("azure-iothub");
-    const t1 = performance.now();
-    const config = require(${JSON.stringify(path.join(build, "config.js"))});
-    const script = require(${JSON.stringify(compiled)});
-    const settings = config.readServiceConfig();
-    config.buildModuleConnectionString(settings.hostName, settings.deviceId, settings.moduleId, "a2V5");
-    const t2 = performance.now();
-    const registry = Registry.fromConnectionString(settings.connectionString);
-    (async () => {
-      await registry.create({ deviceId: settings.deviceId }).catch((e) => { if (!script.isAlreadyExists(e)) throw e; });
-      await registry.get(settings.deviceId);
-      await registry.addModule({ deviceId: settings.deviceId, moduleId: settings.moduleId }).catch((e) => { if (!script.isAlreadyExists(e)) throw e; });
-      await registry.getModule(settings.deviceId, settings.moduleId);
-      const t3 = performance.now();
-      console.log(JSON.stringify({ sdkLoadMs: t1 - t0, ownCodeMs: t2 - t1, networkMs: t3 - t2 }));
-    })();`;
-  const probes = Array.from(
-    { length: RUNS },
-    () =>
-      JSON.parse(execFileSync(node, ["-e", probe], { env, cwd: ROOT }).toString()) as {
-        sdkLoadMs: number;
-        ownCodeMs: number;
-        networkMs: number;
+function readFlags() {
+  try {
+    const { values } = parseArgs({
+      options: {
+        json: { type: "boolean", default: false },
+        patches: { type: "string", default: "1000" },
+        calls: { type: "string", default: "1000" },
+        twins: { type: "string", default: "10000" },
+        only: { type: "string" },
+        modules: { type: "string", default: "1000" },
+        runs: { type: "string", default: "5" },
       },
-  );
-  fs.rmSync(work, { recursive: true, force: true });
-  return {
-    npxTsxMs: round(npxTsxMs, 0),
-    tsxMs: round(tsxMs, 0),
-    nodeImportTsxMs: round(nodeImportTsxMs, 0),
-    nodeMs: round(nodeMs, 0),
-    split: {
-      npxResolutionMs: round(npxTsxMs - tsxMs, 0),
-      tsxExtraProcessMs: round(tsxMs - nodeImportTsxMs, 0),
-      tsxLoaderAndTransformMs: round(nodeImportTsxMs - nodeMs, 0),
-      nodeBootMs: round(nodeBootMs, 0),
-      sdkLoadMs: round(median(probes.map((p) => p.sdkLoadMs)), 1),
-      networkMs: round(median(probes.map((p) => p.networkMs)), 1),
-    },
-    ownCodeMs: round(median(probes.map((p) => p.ownCodeMs)), 1),
-  };
+    });
+    const counts = { patches: 0, calls: 0, twins: 0, modules: 0, runs: 0 };
+    for (const name of Object.keys(counts) as (keyof typeof counts)[]) {
+      counts[name] = Number(values[name]);
+      if (!/^\d+$/.test(values[name]) || counts[name] < 1) throw new Error(`--${name} must be a whole number ≥ 1`);
+    }
+    if (values.only !== undefined && !PARTS.includes(values.only))
+      throw new Error(`--only must be one of ${PARTS.join(", ")}`);
+    return { ...counts, json: values.json, only: values.only };
+  } catch (err) {
+    console.error(`Error: ${(err as Error).message}. ${USAGE}`);
+    process.exit(2);
+  }
 }
 
-// ---------------------------------------------------------------- 3. hub scale
+const flags = readFlags();
+const log = (line: string) => console.log(line);
+const line = (name: string, p: Percentiles) =>
+  `   ${name.padEnd(8)} p50 ${p.p50} ms   p90 ${p.p90} ms   p99 ${p.p99} ms   max ${p.max} ms`;
 
-/** Connects, subscribes to desired patches, and resolves once subscribed; calls `onPatch` for each patch. */
-/** Starts `count` fleet processes (test/bench/fleet.ts) and returns a way to talk to all of them at once. */
-function startFleets(count: number) {
-  const fleets = Array.from({ length: count }, () =>
-    fork(path.join(__dirname, "fleet.ts"), [], {
-      execArgv: ["--import", TSX_LOADER],
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    }),
-  );
-  /** Sends each fleet its share and resolves when every fleet has answered with `key`. */
-  const all = (key: "connected" | "patched", shares?: FleetMember[][], bare = false) =>
-    Promise.all(
-      fleets.map(
-        (fleet, i) =>
-          new Promise<void>((resolve, reject) => {
-            const onMessage = (m: Record<string, number>) => {
-              if (m[key] === undefined) return;
-              fleet.off("message", onMessage);
-              resolve();
-            };
-            fleet.on("message", onMessage);
-            fleet.once("exit", (code) => reject(new Error(`a client fleet exited with code ${code}`)));
-            if (shares) fleet.send({ connect: shares[i], bare });
-          }),
-      ),
+async function identityString(registry: Registry, deviceId: string, moduleId?: string): Promise<string> {
+  const identity = moduleId
+    ? (await registry.getModule(deviceId, moduleId)).responseBody
+    : (await registry.get(deviceId)).responseBody;
+  const key = identity.authentication?.symmetricKey?.primaryKey;
+  if (!key) throw new Error(`no key for ${deviceId}${moduleId ? `/${moduleId}` : ""}`);
+  return `HostName=localhost;DeviceId=${deviceId};${moduleId ? `ModuleId=${moduleId};` : ""}SharedAccessKey=${key}`;
+}
+
+const wanted = (part: string) => (flags.only ? flags.only === part : !OPT_IN.includes(part));
+const results: Record<string, unknown> = {};
+
+/** Latency, methods, query and start-up share one hub. */
+async function measureRoundTrips(hub: BenchHub): Promise<void> {
+  const registry = Registry.fromConnectionString(hub.connectionString);
+  await registry.create({ deviceId: "bench" });
+  for (const moduleId of ["mqtt", "ws"]) await registry.addModule({ deviceId: "bench", moduleId });
+  await registry.create({ deviceId: "bench-methods" });
+
+  if (wanted("latency")) {
+    log(
+      `1. Desired-patch latency, ${flags.patches} patches one after another (Registry.updateModuleTwin -> 'properties.desired')`,
     );
-  const cpu = () => fleets.reduce((sum, fleet) => sum + cpuMs(fleet.pid!), 0);
-  const close = () =>
-    Promise.all(fleets.map((fleet) => new Promise((resolve) => (fleet.once("exit", resolve), fleet.send("close")))));
-  return { all, cpu, close };
+    const mqtt = await patchLatency(
+      registry,
+      await identityString(registry, "bench", "mqtt"),
+      Mqtt,
+      "bench",
+      "mqtt",
+      flags.patches,
+    );
+    log(line("Mqtt", mqtt));
+    const ws = await patchLatency(
+      registry,
+      await identityString(registry, "bench", "ws"),
+      MqttWs,
+      "bench",
+      "ws",
+      flags.patches,
+    );
+    log(line("MqttWs", ws));
+    results.patchLatencyMs = { mqtt, mqttWs: ws };
+  }
+
+  if (wanted("methods")) {
+    log(
+      `2. Direct-method round trip, ${flags.calls} calls one after another (Client.invokeDeviceMethod -> onDeviceMethod -> answer)`,
+    );
+    const mqtt = await methodLatency(
+      hub.connectionString,
+      await identityString(registry, "bench-methods"),
+      Mqtt,
+      flags.calls,
+    );
+    log(line("Mqtt", mqtt));
+    results.methodLatencyMs = { mqtt };
+  }
+
+  if (wanted("query")) {
+    log(`3. Twin query over ${flags.twins} module twins, median of ${flags.runs}: ${QUERY_SQL}`);
+    const query = await measureQuery(registry, flags.twins, flags.runs);
+    log(
+      `   first page (${query.pageSize} twins) ${query.firstPageMs} ms; all ${query.pages} pages (${query.matched} twins) ${query.allPagesMs} ms`,
+    );
+    log(
+      `   (setting up the ${query.twins} twins: ${query.setupSeconds} s, devices in bulk, then a module and a twin PATCH each)`,
+    );
+    results.queryMs = { firstPage: query.firstPageMs, allPages: query.allPagesMs };
+    results.query = { twins: query.twins, matched: query.matched, pageSize: query.pageSize, sql: QUERY_SQL };
+  }
+
+  if (wanted("startup")) {
+    log(`4. Script start-up: CreateModule.ts, second run (identities exist), median of ${flags.runs}`);
+    const startup = measureStartup(hub.connectionString, hub.clientEnv, flags.runs);
+    log(`   npx tsx CreateModule.ts           ${startup.npxTsxMs} ms`);
+    log(`   tsx CreateModule.ts (no npx)      ${startup.tsxMs} ms`);
+    log(`   node --import tsx CreateModule.ts ${startup.nodeImportTsxMs} ms`);
+    log(`   node CreateModule.js (compiled)   ${startup.nodeMs} ms`);
+    const s = startup.split;
+    log(
+      `   where it goes: npx resolution ${s.npxResolutionMs} ms, tsx's extra process ${s.tsxExtraProcessMs} ms, tsx loader and transform ${s.tsxLoaderAndTransformMs} ms;`,
+    );
+    log(
+      `   inside node: boot ${s.nodeBootMs} ms, loading the SDK ${s.sdkLoadMs} ms, our own code ${startup.ownCodeMs} ms, the four REST calls ${s.networkMs} ms`,
+    );
+    results.startup = startup;
+  }
 }
 
-async function measureScale(registry: Registry, hubPid: number) {
-  const perDevice = 50;
-  const key = (i: number) => Buffer.alloc(32, i % 251).toString("base64");
-  const ids = Array.from({ length: MODULES }, (_, i) => ({
-    deviceId: `scale-${Math.floor(i / perDevice)}`,
-    moduleId: `m${i % perDevice}`,
-    i,
-  }));
-
-  const createStarted = performance.now();
-  const devices = [...new Set(ids.map((id) => id.deviceId))];
-  await Promise.all(devices.map((deviceId) => registry.create({ deviceId })));
-  const queue = [...ids];
-  await Promise.all(
-    Array.from({ length: 16 }, async () => {
-      for (let id = queue.shift(); id; id = queue.shift()) {
-        await registry.addModule({
-          deviceId: id.deviceId,
-          moduleId: id.moduleId,
-          authentication: { symmetricKey: { primaryKey: key(id.i), secondaryKey: key(id.i + 1) } },
-        } as never);
-      }
-    }),
+/** Scale runs on a hub of its own: its peak memory is then that of the fleet alone. */
+async function measureHubScale(hub: BenchHub): Promise<void> {
+  const registry = Registry.fromConnectionString(hub.connectionString);
+  log(`5. Hub scale: ${flags.modules} modules`);
+  const scale = await measureScale(registry, hub.child.pid!, flags.modules, hub.clientEnv);
+  log(
+    `   created ${scale.createPerSec} identities/s; all connected in ${scale.connectAllMs} ms; all patched in ${scale.patchAllMs} ms`,
   );
-  const createSeconds = (performance.now() - createStarted) / 1000;
-
-  // The clients run in two processes (test/bench/fleet.ts): one thread could not do 1,000 TLS handshakes as fast as the hub.
-  const expiry = Math.floor(Date.now() / 1000) + 3600;
-  const members: FleetMember[] = ids.map(({ deviceId, moduleId, i }) => ({
-    clientId: `${deviceId}/${moduleId}`,
-    password: createSasToken(`localhost/devices/${deviceId}/modules/${moduleId}`, key(i), expiry),
-  }));
-  const shares = [members.filter((_, i) => i % 2 === 0), members.filter((_, i) => i % 2 === 1)];
-
-  // Baseline: the same number of bare TLS handshakes with the hub, no MQTT. What connecting costs beyond this is ours.
-  const bareFleets = startFleets(2);
-  await sleep(500); // let them load
-  const tlsStarted = performance.now();
-  const hubCpuBeforeTls = cpuMs(hubPid);
-  await bareFleets.all("connected", shares, true);
-  const tlsOnlyAllMs = performance.now() - tlsStarted;
-  const hubTlsCpuMs = cpuMs(hubPid) - hubCpuBeforeTls;
-  await bareFleets.close();
-  await sleep(300);
-
-  const fleets = startFleets(2);
-  await sleep(500);
-  const clientsCpuBefore = fleets.cpu();
-  const hubCpuBefore = cpuMs(hubPid);
-  const connectStarted = performance.now();
-  await fleets.all("connected", shares);
-  const connectAllMs = performance.now() - connectStarted;
-  const hubConnectCpuMs = cpuMs(hubPid) - hubCpuBefore;
-  const clientsConnectCpuMs = fleets.cpu() - clientsCpuBefore;
-  const everyonePatched = fleets.all("patched");
-
-  const patchStarted = performance.now();
-  const patchQueue = [...ids];
-  await Promise.all(
-    Array.from({ length: 16 }, async () => {
-      for (let id = patchQueue.shift(); id; id = patchQueue.shift()) {
-        await registry.updateModuleTwin(
-          id.deviceId,
-          id.moduleId,
-          { properties: { desired: { telemetryInterval: 122 } } },
-          "*",
-        );
-      }
-    }),
+  log(
+    `   CPU used while connecting: hub ${scale.hubConnectCpuMs} ms, the ${flags.modules} clients ${scale.clientsConnectCpuMs} ms (${os.cpus().length} cores shared)`,
   );
-  await everyonePatched;
-  const patchAllMs = performance.now() - patchStarted;
-  const hubPeakRssMb = peakRssMb(hubPid);
-  await fleets.close();
-  return {
-    modules: MODULES,
-    createPerSec: round(MODULES / createSeconds, 0),
-    connectAllMs: round(connectAllMs, 0),
-    tlsOnlyAllMs: round(tlsOnlyAllMs, 0),
-    hubTlsOnlyCpuMs: round(hubTlsCpuMs, 0),
-    hubConnectCpuMs: round(hubConnectCpuMs, 0),
-    clientsConnectCpuMs: round(clientsConnectCpuMs, 0),
-    patchAllMs: round(patchAllMs, 0),
-    hubPeakRssMb,
-    client: "mqtt-packet over node:tls, one TLS connection per module, in 2 processes",
-  };
+  log(
+    `   baseline, the same number of bare TLS handshakes: ${scale.tlsOnlyAllMs} ms, hub CPU ${scale.hubTlsOnlyCpuMs} ms`,
+  );
+  log(`   hub peak RSS ${scale.hubPeakRssMb} MB; clients: ${scale.client}`);
+  results.scale = scale;
 }
 
-// ---------------------------------------------------------------- main
+/** Telemetry and C2D (messaging.ts, from the AMQP work) on a hub of its own with the AMQP edge. */
+async function measureMessagingPart(hubDir: string): Promise<void> {
+  const hub = await startBenchMessagingHub(path.join(hubDir, "messaging"), hubDir);
+  const { 443: https, 8883: mqtt, 5671: amqp } = hub.portMap;
+  log(
+    `Hub (messaging): its own process, HTTPS on ${https}, MQTT on ${mqtt}, AMQP on ${amqp}, reached as 443, 8883, 5671`,
+  );
+  try {
+    log("6. Messaging: telemetry from 10 devices read back by an Event Hubs consumer; C2D one message at a time");
+    // No amqpPort: measureMessaging would replace the whole port map with 5671 alone; ours already holds all three.
+    const m = await Promise.race([
+      measureMessaging({
+        iotHubConnectionString: hub.connectionString,
+        eventHubConnectionString: hub.eventHubConnectionString,
+        log: (text) => log(`   ${text}`),
+      }),
+      // Without this a hub whose MQTT telemetry never reaches the event log would leave the bench waiting forever.
+      sleep(MESSAGING_TIMEOUT_MS).then(() =>
+        Promise.reject(new Error(`the messaging part did not finish in ${MESSAGING_TIMEOUT_MS / 1000} s`)),
+      ),
+    ]);
+    const t = m.telemetry;
+    log(
+      `   telemetry ${t.msgsPerSec} msgs/s; device send -> AMQP reader p50 ${t.e2eLatencyMs.p50} ms, p99 ${t.e2eLatencyMs.p99} ms`,
+    );
+    log(`   the same to EventHubConsumerClient: p50 ${t.sdkE2eLatencyMs.p50} ms, p99 ${t.sdkE2eLatencyMs.p99} ms`);
+    log(`   C2D (Client.send -> device PUBLISH) p50 ${m.c2dLatencyMs.p50} ms, p99 ${m.c2dLatencyMs.p99} ms`);
+    results.telemetry = { msgsPerSec: t.msgsPerSec, e2eLatencyMs: t.e2eLatencyMs, sdkE2eLatencyMs: t.sdkE2eLatencyMs };
+    results.c2dLatencyMs = m.c2dLatencyMs;
+  } finally {
+    await hub.stop();
+  }
+}
+
+/** Starts a hub in `hubDir/name`, runs `part` against it, stops it. */
+async function withHub(hubDir: string, name: string, part: (hub: BenchHub) => Promise<void>): Promise<void> {
+  const hub = await startBenchHub(path.join(hubDir, name), hubDir);
+  log(
+    `Hub (${name}): its own process, HTTPS on ${hub.portMap[443]} and MQTT on ${hub.portMap[8883]}, reached as 443 and 8883`,
+  );
+  try {
+    await part(hub);
+  } finally {
+    await hub.stop();
+  }
+}
 
 export async function main(): Promise<void> {
   const hubDir = process.env.BENCH_HUB_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "bench-hub-"));
@@ -352,75 +228,14 @@ export async function main(): Promise<void> {
     fs.rmSync(hubDir, { recursive: true, force: true });
     process.exit(result.status ?? 1);
   }
-  const hub = await startHubProcess(hubDir);
-  try {
-    const registry = Registry.fromConnectionString(hub.connectionString);
-    await registry.create({ deviceId: "bench" });
-    for (const moduleId of ["mqtt", "ws"]) await registry.addModule({ deviceId: "bench", moduleId });
-    const moduleString = async (moduleId: string) =>
-      `HostName=localhost;DeviceId=bench;ModuleId=${moduleId};SharedAccessKey=${(await registry.getModule("bench", moduleId)).responseBody.authentication!.symmetricKey!.primaryKey}`;
-
-    log(
-      `Machine: ${os.cpus().length} x ${os.cpus()[0].model}, ${round(os.totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`,
-    );
-    const wanted = (part: string) => !flags.only || flags.only === part;
-    const results: Record<string, unknown> = {};
-
-    if (wanted("latency")) {
-      log(
-        `1. Desired-patch latency, ${PATCHES} patches one after another (Registry.updateModuleTwin -> 'properties.desired')`,
-      );
-      const mqttLatency = await patchLatency(registry, await moduleString("mqtt"), Mqtt, "bench", "mqtt");
-      log(
-        `   Mqtt     p50 ${mqttLatency.p50} ms   p90 ${mqttLatency.p90} ms   p99 ${mqttLatency.p99} ms   max ${mqttLatency.max} ms`,
-      );
-      const wsLatency = await patchLatency(registry, await moduleString("ws"), MqttWs, "bench", "ws");
-      log(
-        `   MqttWs   p50 ${wsLatency.p50} ms   p90 ${wsLatency.p90} ms   p99 ${wsLatency.p99} ms   max ${wsLatency.max} ms`,
-      );
-      results.patchLatencyMs = { mqtt: mqttLatency, mqttWs: wsLatency };
-    }
-
-    if (wanted("startup")) {
-      log(`2. Script start-up: CreateModule.ts, second run (identities exist), median of ${RUNS}`);
-      const startup = measureStartup(hub.connectionString, caPath);
-      log(`   npx tsx CreateModule.ts           ${startup.npxTsxMs} ms`);
-      log(`   tsx CreateModule.ts (no npx)      ${startup.tsxMs} ms`);
-      log(`   node --import tsx CreateModule.ts ${startup.nodeImportTsxMs} ms`);
-      log(`   node CreateModule.js (compiled)   ${startup.nodeMs} ms`);
-      const s = startup.split;
-      log(
-        `   where it goes: npx resolution ${s.npxResolutionMs} ms, tsx's extra process ${s.tsxExtraProcessMs} ms, tsx loader and transform ${s.tsxLoaderAndTransformMs} ms;`,
-      );
-      log(
-        `   inside node: boot ${s.nodeBootMs} ms, loading the SDK ${s.sdkLoadMs} ms, our own code ${startup.ownCodeMs} ms, the four REST calls ${s.networkMs} ms`,
-      );
-      results.startup = startup;
-    }
-
-    if (wanted("scale")) {
-      log(`3. Hub scale: ${MODULES} modules`);
-      const scale = await measureScale(registry, hub.child.pid!);
-      log(
-        `   created ${scale.createPerSec} identities/s; all connected in ${scale.connectAllMs} ms; all patched in ${scale.patchAllMs} ms`,
-      );
-      log(
-        `   CPU used while connecting: hub ${scale.hubConnectCpuMs} ms, the ${MODULES} clients ${scale.clientsConnectCpuMs} ms (2 cores shared)`,
-      );
-      log(
-        `   baseline, the same number of bare TLS handshakes: ${scale.tlsOnlyAllMs} ms, hub CPU ${scale.hubTlsOnlyCpuMs} ms`,
-      );
-      log(`   hub peak RSS ${scale.hubPeakRssMb} MB; clients: ${scale.client}`);
-      results.scale = scale;
-    }
-
-    if (flags.json)
-      console.log(JSON.stringify({ ...results, machine: { cpus: os.cpus().length, node: process.version } }));
-  } finally {
-    const exited = new Promise((resolve) => hub.child.once("exit", resolve));
-    hub.child.kill("SIGTERM");
-    await exited;
-  }
+  const cpus = os.cpus();
+  log(
+    `Machine: ${cpus.length} x ${cpus[0].model}, ${round(os.totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`,
+  );
+  if (["latency", "methods", "query", "startup"].some(wanted)) await withHub(hubDir, "round-trips", measureRoundTrips);
+  if (wanted("scale")) await withHub(hubDir, "scale", measureHubScale);
+  if (wanted("messaging")) await measureMessagingPart(hubDir);
+  if (flags.json) console.log(JSON.stringify({ ...results, machine: { cpus: cpus.length, node: process.version } }));
 }
 
 if (require.main === module) {

@@ -58,7 +58,7 @@ it("never reuses a $version a device has seen, across kill -9 under a stream of 
   const registry = Registry.fromConnectionString(connectionString);
   await registry.create({ deviceId: "crash" });
   await registry.addModule({ deviceId: "crash", moduleId: "m" });
-  const key = (await registry.getModule("crash", "m")).responseBody.authentication!.symmetricKey!.primaryKey!;
+  const key = (await registry.getModule("crash", "m")).responseBody.authentication!.symmetricKey!.primaryKey;
   const module = ModuleClient.fromConnectionString(
     `HostName=localhost;DeviceId=crash;ModuleId=m;SharedAccessKey=${key}`,
     Mqtt,

@@ -20,8 +20,8 @@ describe("devices", () => {
   it("creates a device with hub-generated SAS keys and reads it back", async () => {
     const created = (await registry.create({ deviceId: "dev-create" })).responseBody;
     expect(created.deviceId).toBe("dev-create");
-    expect(isBase64Of32Bytes(created.authentication!.symmetricKey!.primaryKey!)).toBe(true);
-    expect(isBase64Of32Bytes(created.authentication!.symmetricKey!.secondaryKey!)).toBe(true);
+    expect(isBase64Of32Bytes(created.authentication!.symmetricKey!.primaryKey)).toBe(true);
+    expect(isBase64Of32Bytes(created.authentication!.symmetricKey!.secondaryKey)).toBe(true);
     expect(created.status).toBe("enabled");
     expect(created.connectionState).toBe("Disconnected");
     const read = (await registry.get("dev-create")).responseBody;
@@ -87,12 +87,11 @@ describe("devices", () => {
     expect((await registry.get("bulk-1")).responseBody.status).toBe("disabled");
     // Without force, each update and removal must carry the device's current etag.
     const bulk2 = (await registry.get("bulk-2")).responseBody;
-    const stale = (
-      await registry.updateDevices([{ deviceId: "bulk-2", status: "disabled", etag: "stale" } as any], false)
-    ).responseBody;
+    const stale = (await registry.updateDevices([{ deviceId: "bulk-2", status: "disabled", etag: "stale" }], false))
+      .responseBody;
     expect(stale.errors).toEqual([expect.objectContaining({ deviceId: "bulk-2", errorCode: "PreconditionFailed" })]);
     const current = (
-      await registry.updateDevices([{ deviceId: "bulk-2", status: "disabled", etag: bulk2.etag } as any], false)
+      await registry.updateDevices([{ deviceId: "bulk-2", status: "disabled", etag: bulk2.etag }], false)
     ).responseBody;
     expect(current.isSuccessful).toBe(true);
     const removed = (await registry.removeDevices([{ deviceId: "bulk-1" }, { deviceId: "bulk-2" }], true)).responseBody;
@@ -110,7 +109,7 @@ describe("modules", () => {
     await registry.addModule({ deviceId: "mod-host", moduleId: "m1" });
     const module = (await registry.getModule("mod-host", "m1")).responseBody;
     expect(module).toMatchObject({ deviceId: "mod-host", moduleId: "m1", connectionState: "Disconnected" });
-    expect(isBase64Of32Bytes(module.authentication!.symmetricKey!.primaryKey!)).toBe(true);
+    expect(isBase64Of32Bytes(module.authentication!.symmetricKey!.primaryKey)).toBe(true);
     expect(module).not.toHaveProperty("status");
   });
 

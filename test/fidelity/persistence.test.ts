@@ -1,19 +1,11 @@
 /** The hub keeps what it acknowledged: across a clean restart and a kill -9; --in-memory keeps nothing. */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ChildProcess, spawn } from "node:child_process";
 import { Registry } from "azure-iothub";
 import { ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { spawnHubCli } from "../helpers/hub-process";
-import {
-  copyTestCertificates,
-  eventually,
-  moduleConnectionString,
-  startTestHub,
-  tempDir,
-  twinOf,
-} from "../helpers/hub";
+import { moduleConnectionString, startTestHub, tempDir, twinOf } from "../helpers/hub";
 
 it("continues after a restart with the same keys, etags, versions and connection string", async () => {
   const dataDir = tempDir();
@@ -93,7 +85,7 @@ it("loses nothing it acknowledged when killed with SIGKILL", async () => {
     try {
       for (const { moduleId, key } of acknowledged) {
         expect(hub.core.identities.find("survivor", moduleId)?.authentication.symmetricKey.primaryKey).toBe(key);
-        expect((twinOf(hub, "survivor", moduleId) as any).properties.desired.n).toBe(Number(moduleId.slice(1)));
+        expect(twinOf(hub, "survivor", moduleId).properties.desired.n).toBe(Number(moduleId.slice(1)));
       }
     } finally {
       await hub.stop();

@@ -5,14 +5,7 @@ import { ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { createSasToken } from "../localhub/core/sas";
 import type { Hub } from "../localhub/hub";
-import {
-  eventually,
-  identityToken,
-  moduleConnectionString,
-  policyToken,
-  rawRequest,
-  startTestHub,
-} from "../helpers/hub";
+import { eventually, identityToken, policyToken, rawRequest, startTestHub } from "../helpers/hub";
 
 let hub: Hub;
 let registry: Registry;
