@@ -71,7 +71,7 @@ export interface BenchMessagingHub extends BenchHub {
 
 /**
  * The hub with its AMQP edge (messaging-hub.ts) as its own process, on free ports that this process reaches as
- * localhost:443, 8883 and 5671. (`npm run hub` does not start the AMQP edge yet.)
+ * localhost:443, 8883 and 5671.
  */
 export async function startBenchMessagingHub(dataDir: string, certDir: string): Promise<BenchMessagingHub> {
   fs.mkdirSync(dataDir, { recursive: true });
