@@ -1,13 +1,16 @@
 /**
  * @summary `npm run hub`: runs the local IoT hub in the foreground until Ctrl-C.
  *
- * Usage: npm run hub -- [--data DIR] [--in-memory] [--quiet] [--https-port N] [--mqtt-port N]
+ * Usage: npm run hub -- [--data DIR] [--in-memory] [--quiet] [--https-port N] [--mqtt-port N] [--amqp-port N]
+ *        [--partitions N] [--retention-hours H]
  */
 import { parseArgs } from "node:util";
 import { PORT_REDIRECT_PATH as REDIRECT_PATH, Shell, clientSetupLines } from "./client-setup";
 import { PortError, startHub } from "./hub";
 
-const USAGE = "Usage: npm run hub -- [--data DIR] [--in-memory] [--quiet] [--https-port N] [--mqtt-port N]";
+const USAGE =
+  "Usage: npm run hub -- [--data DIR] [--in-memory] [--quiet] [--https-port N] [--mqtt-port N] [--amqp-port N] " +
+  "[--partitions N] [--retention-hours H]";
 /** The shells a reader on this platform types in (WSL counts as Linux). */
 const SHELLS: [Shell, string][] =
   process.platform === "win32"
@@ -33,6 +36,9 @@ export async function main(): Promise<void> {
         quiet: { type: "boolean", default: false },
         "https-port": { type: "string" },
         "mqtt-port": { type: "string" },
+        "amqp-port": { type: "string" },
+        partitions: { type: "string", default: "2" },
+        "retention-hours": { type: "string", default: "24" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -46,11 +52,16 @@ export async function main(): Promise<void> {
   }
 
   const quiet = values.quiet;
+  // Event Hubs' own bounds: 1 to 32 partitions, retention from an hour to 7 days.
+  const partitions = wholeNumber(values.partitions, "--partitions", 1, 32);
+  const retentionHours = wholeNumber(values["retention-hours"], "--retention-hours", 1, 168);
   const hub = await startHub({
     dataDir: values.data,
     inMemory: values["in-memory"],
     httpsPort: portOption(values["https-port"], "--https-port"),
     mqttPort: portOption(values["mqtt-port"], "--mqtt-port"),
+    amqpPort: portOption(values["amqp-port"], "--amqp-port"),
+    eventLog: { partitions, retentionMs: retentionHours * 3600_000 },
     log: quiet ? undefined : (line) => console.log(`[hub] ${line}`),
   });
 
@@ -58,6 +69,10 @@ export async function main(): Promise<void> {
   console.log(`State: ${values["in-memory"] ? "in memory (lost on exit)" : `${hub.dataDir}/state`}`);
   console.log(`Connection string (iothubowner) and CA path written to ${hub.envPath}:`);
   console.log(`  IOTHUB_CONNECTION_STRING="${maskKey(hub.connectionString)}"   (full key in ${hub.envPath})`);
+  console.log(
+    `  EVENTHUB_CONNECTION_STRING="${maskKey(hub.messaging.eventHubConnectionString())}"   (telemetry: ` +
+      `${partitions} partitions, kept ${retentionHours} h)`,
+  );
   if (Object.keys(hub.redirects).length) {
     const moved = Object.entries(hub.redirects).map(([from, to]) => `${from} on ${to}`);
     console.log(`Serving ${moved.join(" and ")}: clients reach it as usual through ${REDIRECT_PATH}.`);
@@ -93,6 +108,16 @@ function portOption(value: string | undefined, flag: string): number | undefined
     process.exit(2);
   }
   return port;
+}
+
+/** A whole number flag within bounds; anything else ends the CLI with the usage line. */
+function wholeNumber(value: string, flag: string, min: number, max: number): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || number < min || number > max) {
+    console.error(`Error: ${flag} must be a whole number from ${min} to ${max}, not '${value}'. ${USAGE}`);
+    process.exit(2);
+  }
+  return number;
 }
 
 if (require.main === module) {

@@ -13,6 +13,9 @@ import type { StoredRecord } from "./core/records";
 import { MqttEdge } from "./edges/mqtt/broker";
 import { createRestHandler } from "./edges/rest/server";
 import { WebSocketEdge } from "./edges/websocket";
+import { Messaging, startMessaging } from "./edges/amqp/messaging";
+import { AmqpEdge } from "./edges/amqp/server";
+import type { EventLogOptions } from "./store/event-log";
 import {
   DEFAULT_TLS_HANDSHAKE_MS,
   LOOPBACK,
@@ -43,6 +46,13 @@ export interface HubOptions {
    */
   httpsPort?: number;
   mqttPort?: number;
+  /**
+   * AMQP over TLS (service clients, Event Hubs-compatible endpoint): 5671 (15671 where that is refused); 0 picks
+   * a free port, as does a free mqttPort.
+   */
+  amqpPort?: number;
+  /** Partitions (default 2), retention (default one day) and size limit of the telemetry log. */
+  eventLog?: EventLogOptions;
   /** Shorter limits for tests that trip them; the defaults are in listeners.ts and edges/mqtt/session.ts. */
   limits?: { tlsHandshakeMs?: number; connectTimeoutMs?: number };
 }
@@ -56,16 +66,18 @@ export interface Hub {
   dataDir: string;
   core: HubCore;
   mqtt: MqttEdge;
+  /** C2D queue, event log, telemetry, the AMQP edge. */
+  messaging: Messaging;
   listening: string[];
   /** The ports actually bound (differ from the options when those were 0). */
-  ports: { https: number; mqtt: number };
+  ports: { https: number; mqtt: number; amqp: number };
   /** Standard port → the port the hub bound instead (443 → 8443, say); empty when clients need no redirect. */
   redirects: Record<number, number>;
   stop(): Promise<void>;
 }
 
 const HOST_NAME = "localhost";
-const STANDARD_PORTS = { https: 443, mqtt: 8883 };
+const STANDARD_PORTS = { https: 443, mqtt: 8883, amqp: 5671 };
 /** Where HTTPS goes when 443 needs privileges: a normal Linux user cannot bind ports below 1024. */
 export const UNPRIVILEGED_HTTPS_PORT = 8443;
 
@@ -80,6 +92,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   let edges: { rest: ReturnType<typeof createRestHandler>; mqtt: MqttEdge; websocket: WebSocketEdge } | undefined;
   const servers: net.Server[] = [];
   const listening: string[] = [];
+  const amqp = new AmqpEdge(HOST_NAME, log);
   try {
     for (const address of LOOPBACK) {
       const httpsServer = createHttpsServer(tlsFiles, handshakeMs, log, (req, res) => {
@@ -112,8 +125,12 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
         listening.push(`mqtts://${host}:${ports.mqtt}`);
       }
     }
+    // A caller that asks for a free MQTT port (tests, several hubs at once) gets a free AMQP port too.
+    await amqp.listen({ tls: tlsFiles, port: options.amqpPort ?? (options.mqttPort === 0 ? 0 : undefined) });
+    listening.push(...amqp.listening);
   } catch (err) {
     await Promise.all(servers.map(closeServer));
+    await amqp.stop();
     throw err;
   }
 
@@ -123,8 +140,23 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
       ? new MemoryStore<StoredRecord>()
       : await JournalStore.open<StoredRecord>(path.join(dataDir, "state"), { log }));
   const core = await HubCore.open(HOST_NAME, store);
-  const mqtt = new MqttEdge(core, log, { connectTimeoutMs: options.limits?.connectTimeoutMs });
-  const websocket = new WebSocketEdge(mqtt, log);
+  let messaging: Messaging;
+  try {
+    messaging = await startMessaging({
+      core,
+      dataDir,
+      inMemory: options.inMemory || options.store !== undefined,
+      log,
+      amqp,
+      eventLog: options.eventLog,
+    });
+  } catch (err) {
+    await Promise.all(servers.map(closeServer));
+    await core.close();
+    throw err;
+  }
+  const mqtt = new MqttEdge(core, log, messaging, { connectTimeoutMs: options.limits?.connectTimeoutMs });
+  const websocket = new WebSocketEdge(mqtt, log, messaging);
   edges = { rest: createRestHandler(core, log), mqtt, websocket };
 
   const owner = core.policies.find("iothubowner")!;
@@ -133,8 +165,10 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const redirects: Record<number, number> = {};
   if (ports.https !== STANDARD_PORTS.https) redirects[STANDARD_PORTS.https] = ports.https;
   if (ports.mqtt !== STANDARD_PORTS.mqtt) redirects[STANDARD_PORTS.mqtt] = ports.mqtt;
+  if (amqp.port !== STANDARD_PORTS.amqp) redirects[STANDARD_PORTS.amqp] = amqp.port;
   writeEnvFile(envPath, [
     `IOTHUB_CONNECTION_STRING="${connectionString}"`,
+    `EVENTHUB_CONNECTION_STRING="${messaging.eventHubConnectionString()}"`,
     `NODE_EXTRA_CA_CERTS=${tlsFiles.caPath}`,
     ...(Object.keys(redirects).length ? [`LOCALHUB_PORT_MAP=${portMapValue(redirects)}`] : []),
   ]);
@@ -145,6 +179,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
       mqtt.closeAll();
       websocket.closeAll();
       await Promise.all(servers.map(closeServer));
+      await messaging.stop();
       await core.close();
     })());
 
@@ -156,8 +191,9 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     dataDir,
     core,
     mqtt,
+    messaging,
     listening,
-    ports,
+    ports: { ...ports, amqp: amqp.port },
     redirects,
     stop,
   };

@@ -66,12 +66,16 @@ it("npm run hub writes DIR/env before it says ready, listens on 443 and 8883, an
     expect.stringMatching(
       /^IOTHUB_CONNECTION_STRING="HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=[A-Za-z0-9+/=]{44}"$/,
     ),
+    expect.stringMatching(
+      /^EVENTHUB_CONNECTION_STRING="Endpoint=sb:\/\/localhost\/;SharedAccessKeyName=iothubowner;SharedAccessKey=[A-Za-z0-9+/=]{44};EntityPath=localhost"$/,
+    ),
     `NODE_EXTRA_CA_CERTS=${path.join(dataDir, "ca.pem")}`,
   ]);
   expect(cli.output()).toContain(`export NODE_EXTRA_CA_CERTS='${path.join(dataDir, "ca.pem")}'`);
   expect(cli.output()).toContain(`cp '${path.join(dataDir, "env")}' .env`);
   expect(cli.output()).not.toContain("NODE_OPTIONS");
   expect(cli.output()).toMatch(/listening on https:\/\/127\.0\.0\.1:443, mqtts:\/\/127\.0\.0\.1:8883/);
+  expect(cli.output()).toMatch(/amqps:\/\/127\.0\.0\.1:5671/);
   // The key is in the env file, not on the screen.
   expect(cli.output()).not.toContain(/SharedAccessKey=([^"]+)"/.exec(lines[0])![1]);
   cli.child.kill("SIGTERM");

@@ -6,6 +6,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, createWebSocketStream } from "ws";
 import type { MqttEdge } from "./mqtt/broker";
+import type { Messaging } from "./amqp/messaging";
 
 /** Larger than any MQTT packet the hub accepts (session.ts); `ws` would otherwise accept 100 MiB. */
 export const MAX_WEBSOCKET_FRAME_BYTES = 512 * 1024;
@@ -15,12 +16,13 @@ export class WebSocketEdge {
   private readonly server = new WebSocketServer({
     noServer: true,
     maxPayload: MAX_WEBSOCKET_FRAME_BYTES,
-    handleProtocols: (protocols) => (protocols.has("mqtt") ? "mqtt" : false),
+    handleProtocols: (protocols) => (protocols.has("mqtt") ? "mqtt" : protocols.has("AMQPWSB10") ? "AMQPWSB10" : false),
   });
 
   constructor(
     private readonly mqtt: MqttEdge,
     private readonly log: (line: string) => void,
+    private readonly messaging: Messaging,
   ) {}
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -33,7 +35,8 @@ export class WebSocketEdge {
     socket.on("error", () => socket.destroy());
     this.server.handleUpgrade(req, socket, head, (ws) => {
       ws.on("error", (err) => this.log(`WebSocket closed: ${err.message}`));
-      this.mqtt.accept(createWebSocketStream(ws), "websocket");
+      if (ws.protocol === "AMQPWSB10") this.messaging.acceptWebSocket(ws, req.socket.remoteAddress);
+      else this.mqtt.accept(createWebSocketStream(ws), "websocket");
     });
   }
 

@@ -5,6 +5,9 @@
 import type { Duplex } from "node:stream";
 import type { HubCore } from "../../core/hub-core";
 import { identityKey } from "../../core/records";
+import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
+import type { Telemetry } from "../../core/telemetry";
+import { deliverCloudToDevice } from "./cloud-to-device";
 import { Session } from "./session";
 import { deliverMethod } from "./methods";
 import { pushDesired } from "./twin";
@@ -17,8 +20,13 @@ export class MqttEdge {
   constructor(
     readonly core: HubCore,
     readonly log: (line: string) => void,
+    readonly messaging: { cloudToDevice: CloudToDeviceQueue; telemetry: Telemetry },
     readonly limits: { connectTimeoutMs?: number } = {},
   ) {
+    messaging.cloudToDevice.on("queued", (deviceId: string) => {
+      const session = this.sessions.get(deviceId);
+      if (session) deliverCloudToDevice(session, messaging.cloudToDevice);
+    });
     core.events.on("desired", (change) => {
       const session = this.sessions.get(identityKey(change.deviceId, change.moduleId));
       if (session) pushDesired(session, change);

@@ -8,6 +8,7 @@ import { unauthorized } from "../../core/errors";
 import { identityKey } from "../../core/records";
 import { authenticate, authorize } from "../../core/sas";
 import { checkX509 } from "../../core/x509";
+import { deliverCloudToDevice } from "./cloud-to-device";
 import type { Session } from "./session";
 import { METHODS_FILTER } from "./methods";
 import { ownTopicRoot } from "./topics";
@@ -73,6 +74,7 @@ export function onConnect(session: Session, packet: IConnectPacket): void {
   session.edge.claim(session.key, session);
   core.identities.setConnected(deviceId, moduleId, true);
   session.send({ cmd: "connack", returnCode: 0, sessionPresent: saved !== undefined });
+  deliverCloudToDevice(session, session.edge.messaging.cloudToDevice);
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   session.edge.log(`MQTT CONNECT ${session.key} 0 accepted over ${session.transport} ${ms.toFixed(1)}ms`);
   // A resumed session may have subscribed to methods before: calls waiting for this identity can go now.

@@ -7,6 +7,7 @@ import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import * as mqtt from "mqtt-packet";
 import type { MqttEdge } from "./broker";
+import { onCloudToDevicePuback } from "./cloud-to-device";
 import { onConnect } from "./connect";
 import { onPublish } from "./publish";
 import { onSubscribe, onUnsubscribe } from "./subscribe";
@@ -137,7 +138,7 @@ export class Session {
       case "pingreq":
         return this.send({ cmd: "pingresp" });
       case "puback":
-        return; // acknowledgements of our QoS 1 deliveries need no further action
+        return void onCloudToDevicePuback(this, packet, this.edge.messaging.cloudToDevice).catch(failed);
       case "disconnect":
         return this.close("client sent DISCONNECT");
       default:

@@ -3,6 +3,7 @@
  * subscriptions are durable before the SUBACK, so that a reconnect after a crash still finds them.
  */
 import type { ISubscribePacket, IUnsubscribePacket } from "mqtt-packet";
+import { deliverCloudToDevice } from "./cloud-to-device";
 import type { Session } from "./session";
 import { METHODS_FILTER } from "./methods";
 import { mayReceive } from "./topics";
@@ -21,6 +22,7 @@ export async function onSubscribe(session: Session, packet: ISubscribePacket): P
   await remember(session);
   session.send({ cmd: "suback", messageId: packet.messageId, granted });
   if (session.subscriptions.has(METHODS_FILTER)) session.edge.core.methods.available(session.key);
+  deliverCloudToDevice(session, session.edge.messaging.cloudToDevice);
 }
 
 export async function onUnsubscribe(session: Session, packet: IUnsubscribePacket): Promise<void> {

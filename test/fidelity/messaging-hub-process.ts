@@ -1,0 +1,20 @@
+/**
+ * A hub with its messaging as its own process, for the kill -9 test: `node --import tsx messaging-hub-process.ts
+ * DIR` starts it on free ports and prints one JSON line with the ports and connection strings.
+ */
+import { startMessagingHub } from "./messaging-hub";
+
+startMessagingHub(process.argv[2]).then(
+  ({ hub, messaging }) =>
+    console.log(
+      JSON.stringify({
+        ports: { https: hub.ports.https, mqtt: hub.ports.mqtt, amqp: messaging.amqp.port },
+        iotHub: hub.connectionString,
+        eventHub: messaging.eventHubConnectionString(),
+      }),
+    ),
+  (err: Error) => {
+    console.error(`Error: ${err.message}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,125 @@
+/**
+ * Device-to-cloud messages into the Event Hubs-compatible log, stamped with the system properties IoT Hub adds
+ * (connection device and module ids, auth method, enqueued time, message source). The MQTT edge calls receive()
+ * and acknowledges the device only once the returned promise resolves: by then the event is durable.
+ */
+import type { EventLog, LoggedEvent } from "../store/event-log";
+
+/** IoT Hub's limit for a device-to-cloud message, properties included. */
+export const MAX_TELEMETRY_BYTES = 256 * 1024;
+
+export interface DeviceToCloudMessage {
+  deviceId: string;
+  moduleId?: string;
+  body: Buffer;
+  /** The URL-encoded property bag of the MQTT topic (`%24.mid=1&%24.ct=application%2Fjson&temp=high`). */
+  propertyBag: string;
+  /** How the identity authenticated: "sas" or "x509". */
+  authType?: string;
+}
+
+export interface IdentityLookup {
+  find(deviceId: string, moduleId?: string): { generationId: string } | undefined;
+}
+
+/** MQTT system property keys and the AMQP message property each becomes. */
+const MESSAGE_PROPERTIES: Record<string, string> = {
+  "$.mid": "message_id",
+  "$.cid": "correlation_id",
+  "$.uid": "user_id",
+  "$.ct": "content_type",
+  "$.ce": "content_encoding",
+  "$.to": "to",
+};
+
+export class TelemetryTooLargeError extends Error {}
+
+/** `iothub-connection-auth-method` as IoT Hub writes it; one string per scope and type, made once. */
+const authMethods = new Map<string, string>();
+function authMethod(scope: string, type: string): string {
+  const key = `${scope}/${type}`;
+  let text = authMethods.get(key);
+  if (!text) {
+    text = JSON.stringify({ scope, type, issuer: "iothub", acceptingIpFilterRule: null });
+    authMethods.set(key, text);
+  }
+  return text;
+}
+
+/** Splits a topic's property bag into AMQP message properties, the output name and application properties. */
+export function parsePropertyBag(bag: string): {
+  messageProperties: Record<string, string>;
+  application: Record<string, string>;
+  outputName?: string;
+} {
+  const messageProperties: Record<string, string> = {};
+  const application: Record<string, string> = {};
+  let outputName: string | undefined;
+  for (const pair of bag.split("&")) {
+    if (!pair) continue;
+    const at = pair.indexOf("=");
+    const key = decode(at < 0 ? pair : pair.slice(0, at));
+    const value = at < 0 ? "" : decode(pair.slice(at + 1));
+    if (key === "$.on") outputName = value;
+    else if (MESSAGE_PROPERTIES[key]) messageProperties[MESSAGE_PROPERTIES[key]] = value;
+    else if (!key.startsWith("$.")) application[key] = value;
+  }
+  return { messageProperties, application, outputName };
+}
+
+function decode(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, "%20"));
+  } catch {
+    return text;
+  }
+}
+
+/** Identities whose annotations are kept made (the same object each time, so the log can reuse its encoding). */
+const MAX_CACHED_IDENTITIES = 10_000;
+
+export class Telemetry {
+  private readonly annotations = new Map<string, Record<string, string | number>>();
+
+  constructor(
+    readonly log: EventLog,
+    private readonly identities: IdentityLookup,
+  ) {}
+
+  /** Appends the message to its device's partition; resolves once it is durable (then acknowledge the device). */
+  receive(message: DeviceToCloudMessage): Promise<LoggedEvent> {
+    if (message.body.length + message.propertyBag.length > MAX_TELEMETRY_BYTES) {
+      return Promise.reject(new TelemetryTooLargeError("a device-to-cloud message may hold at most 256 KB"));
+    }
+    const { messageProperties, application, outputName } = parsePropertyBag(message.propertyBag);
+    if (outputName !== undefined) application["iothub-outputname"] = outputName;
+    const identity = this.identities.find(message.deviceId, message.moduleId);
+    const annotations = this.annotationsOf(message, identity?.generationId ?? "");
+    return this.log.append(message.deviceId, {
+      body: message.body,
+      properties: application,
+      messageProperties,
+      annotations,
+    });
+  }
+
+  /** The annotations IoT Hub stamps on every message of one identity (connection, auth method, generation). */
+  private annotationsOf(message: DeviceToCloudMessage, generationId: string): Record<string, string | number> {
+    const key = `${message.deviceId}\n${message.moduleId ?? ""}\n${message.authType ?? ""}\n${generationId}`;
+    let annotations = this.annotations.get(key);
+    if (annotations) return annotations;
+    annotations = {
+      "iothub-connection-device-id": message.deviceId,
+      "iothub-connection-auth-method": authMethod(
+        message.moduleId === undefined ? "device" : "module",
+        message.authType ?? "sas",
+      ),
+      "iothub-connection-auth-generation-id": generationId,
+      "iothub-message-source": "Telemetry",
+    };
+    if (message.moduleId !== undefined) annotations["iothub-connection-module-id"] = message.moduleId;
+    if (this.annotations.size >= MAX_CACHED_IDENTITIES) this.annotations.clear();
+    this.annotations.set(key, Object.freeze(annotations));
+    return annotations;
+  }
+}

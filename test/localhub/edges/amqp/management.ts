@@ -1,0 +1,72 @@
+/**
+ * The Event Hubs `$management` node: READ of `com.microsoft:eventhub` (name, creation time, partition ids) and of
+ * `com.microsoft:partition` (sequence numbers, offset and time of the last event), which EventHubConsumerClient
+ * asks before it reads and getEventHubProperties()/getPartitionProperties() return.
+ */
+import * as fs from "node:fs";
+import type { EventContext, Message } from "rhea";
+import { types } from "rhea";
+import { reply } from "./cbs";
+import type { LinkContext, LinkHandler } from "./server";
+
+function answer(context: LinkContext, request: Message): { status: number; description: string; body?: unknown } {
+  const { events } = context.deps;
+  const properties = request.application_properties ?? {};
+  const entity = context.edge.entityName;
+  if (properties.operation !== "READ")
+    return { status: 400, description: `Unsupported operation ${properties.operation}` };
+  if (String(properties.name ?? "").toLowerCase() !== entity.toLowerCase()) {
+    return { status: 404, description: `The messaging entity '${properties.name}' could not be found` };
+  }
+  if (properties.type === "com.microsoft:eventhub") {
+    return {
+      status: 200,
+      description: "OK",
+      body: {
+        name: entity,
+        type: "com.microsoft:eventhub",
+        created_at: new Date(fs.statSync(events.dir).birthtimeMs || fs.statSync(events.dir).ctimeMs),
+        partition_count: events.partitions.length,
+        partition_ids: events.partitions.map((p) => String(p.id)),
+      },
+    };
+  }
+  if (properties.type === "com.microsoft:partition") {
+    const partition = events.partitions[Number(properties.partition)];
+    if (!partition || String(partition.id) !== String(properties.partition)) {
+      return { status: 404, description: `Partition '${properties.partition}' does not exist` };
+    }
+    const info = partition.info();
+    return {
+      status: 200,
+      description: "OK",
+      body: {
+        name: entity,
+        type: "com.microsoft:partition",
+        partition: String(partition.id),
+        begin_sequence_number: types.wrap_long(info.beginSequenceNumber),
+        last_enqueued_sequence_number: types.wrap_long(info.lastSequenceNumber),
+        last_enqueued_offset: String(info.lastOffset),
+        last_enqueued_time_utc: new Date(info.lastEnqueuedTimeMs),
+        is_partition_empty: info.isEmpty,
+      },
+    };
+  }
+  return { status: 400, description: `Unsupported type ${properties.type}` };
+}
+
+export function managementNode(context: LinkContext, address: string): LinkHandler {
+  context.state.grants.require(address, "ServiceConnect");
+  return {
+    onMessage(event: EventContext) {
+      const request = event.message!;
+      event.delivery?.accept();
+      const { status, description, body } = answer(context, request);
+      context.deps.log(`AMQP MANAGEMENT ${context.state.label} ${request.application_properties?.type} ${status}`);
+      reply(event.connection, request, "$management", {
+        application_properties: { "status-code": status, "status-description": description },
+        ...(body === undefined ? {} : { body }),
+      });
+    },
+  };
+}

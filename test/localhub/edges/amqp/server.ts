@@ -1,0 +1,302 @@
+/**
+ * The service-facing AMQP 1.0 edge (rhea 3 as the server): TLS on 5671 and WebSockets handed over by the HTTPS
+ * server, SASL, connection limits, and routing each link to the file that serves its address.
+ */
+import * as net from "node:net";
+import type { Duplex } from "node:stream";
+import { Connection, Container, EventContext, Receiver, Sender, create_container } from "rhea";
+import { message as amqpMessage } from "rhea";
+import { WebSocket, createWebSocketStream } from "ws";
+import type { HubCore } from "../../core/hub-core";
+import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
+import type { EventLog } from "../../store/event-log";
+import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, PortError, closeServer, createTlsServer, listen } from "../../listeners";
+import { ConnectionGrants, hubName } from "./auth";
+import { plainMechanism, principalOf } from "./sasl";
+import { routeLink } from "./routes";
+
+export const DEFAULT_AMQPS_PORT = 5671;
+const MAX_CONNECTIONS = 1024;
+/** We announce 64 KB frames; a peer announcing a much larger one is broken or hostile. */
+const MAX_FRAME_SIZE = 65_536;
+const MAX_FRAME_GUARD = 4 * MAX_FRAME_SIZE;
+/** Larger than any message a client may send here (C2D: 64 KB; CBS and management requests: a few KB). */
+const MAX_INCOMING_MESSAGE_BYTES = 1024 * 1024;
+const IDLE_TIMEOUT_MS = 120_000;
+/** Bytes written to a client and not yet taken by it; past this, event readers pause until it drains. */
+const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
+
+export interface AmqpEdgeDeps {
+  core: HubCore;
+  cloudToDevice: CloudToDeviceQueue;
+  events: EventLog;
+  log: (line: string) => void;
+}
+
+export interface AmqpEdgeOptions {
+  tls: { key: string; cert: string };
+  /**
+   * 5671 unless given; 0 picks a free port. Without it, on a system where binding 5671 is refused for lack of
+   * privileges (EACCES; Linux only restricts ports below 1024 by default), the edge takes UNPRIVILEGED_AMQPS_PORT
+   * and service clients reach it through port-redirect.cjs.
+   */
+  port?: number;
+}
+
+export const UNPRIVILEGED_AMQPS_PORT = 15671;
+
+/** What a link handler may need of the edge and of its connection. */
+export interface LinkContext {
+  deps: AmqpEdgeDeps;
+  edge: AmqpEdge;
+  state: ConnectionState;
+}
+
+/** What the edge calls on a link it routed (all optional). */
+export interface LinkHandler {
+  onMessage?(context: EventContext): void;
+  onSendable?(): void;
+  onOutcome?(context: EventContext, outcome: "accepted" | "released" | "rejected" | "modified"): void;
+  onClose?(): void;
+}
+
+export interface ConnectionState {
+  label: string;
+  grants: ConnectionGrants;
+  handlers: Set<LinkHandler>;
+  /** True while the client has not read what was sent to it: senders wait for 'drain' (they get onSendable). */
+  congested(): boolean;
+}
+
+/** What an oversized message becomes: its links see this marker and refuse the delivery (devicebound.ts). */
+export const OVERSIZED = "x-local-hub-oversized";
+const OVERSIZED_PLACEHOLDER = amqpMessage.encode({ body: null, application_properties: { [OVERSIZED]: true } });
+
+/**
+ * rhea gathers the frames of a message in progress without a limit: past MAX_INCOMING_MESSAGE_BYTES, swap them for
+ * a small placeholder message and drop the rest as it comes, so the delivery can still be refused properly.
+ */
+function capIncomingMessages(connection: Connection): string | undefined {
+  let capped: string | undefined;
+  connection.each_link((link: Receiver & { _incomplete?: { frames: Buffer[] } }) => {
+    const incomplete = link._incomplete;
+    if (!incomplete || incomplete.frames.length < 2) return;
+    if (incomplete.frames.reduce((sum, frame) => sum + frame.length, 0) <= MAX_INCOMING_MESSAGE_BYTES) return;
+    const frames = [OVERSIZED_PLACEHOLDER];
+    frames.push = () => frames.length;
+    incomplete.frames = frames;
+    capped = `a message of more than ${MAX_INCOMING_MESSAGE_BYTES} bytes on ${link.target?.address ?? link.name}`;
+  });
+  return capped;
+}
+
+/** Rhea reads and writes this shape; adapting a Duplex ourselves lets us watch the bytes before rhea buffers them. */
+function adapt(stream: Duplex, label: string, guard: () => void) {
+  return {
+    on(event: string, handler: (...args: unknown[]) => void) {
+      if (event === "data") stream.on("data", (chunk: Buffer) => (handler(chunk), guard()));
+      else if (event === "end") stream.on("close", handler);
+      else stream.on(event, handler);
+    },
+    write: (data: Buffer) => void (stream.writable && stream.write(data)),
+    end: () => stream.end(),
+    destroy: () => stream.destroy(),
+    get_id_string: () => label,
+  };
+}
+
+export class AmqpEdge {
+  readonly container: Container;
+  readonly listening: string[] = [];
+  port = 0;
+  private readonly servers: net.Server[] = [];
+  private readonly connections = new Map<Connection, ConnectionState>();
+  private readonly streams = new Set<Duplex>();
+  private readonly handlers = new WeakMap<Sender | Receiver, LinkHandler>();
+
+  private served: AmqpEdgeDeps | undefined;
+
+  constructor(
+    readonly hostName: string,
+    private readonly log: (line: string) => void,
+  ) {
+    this.container = create_container({ id: hostName });
+    this.wire();
+  }
+
+  /** Starts serving connections with the hub's state; until then (ports bound first) connections are closed. */
+  serve(deps: AmqpEdgeDeps): void {
+    // rhea types this table as any: it maps mechanism names to factories, plus the enable_* helpers.
+    const mechanisms = this.container.sasl_server_mechanisms as {
+      enable_anonymous(): void;
+      PLAIN?: ReturnType<typeof plainMechanism>;
+    };
+    mechanisms.enable_anonymous();
+    mechanisms.PLAIN = plainMechanism(deps.core);
+    this.served = deps;
+  }
+
+  get deps(): AmqpEdgeDeps {
+    if (!this.served) throw new Error("the AMQP edge is not serving yet");
+    return this.served;
+  }
+
+  /** The Event Hubs entity name (the hub's name) and the host:port an Event Hubs client connects to. */
+  get entityName(): string {
+    return hubName(this.hostName);
+  }
+
+  get endpointHost(): string {
+    return this.port === DEFAULT_AMQPS_PORT ? this.hostName : `${this.hostName}:${this.port}`;
+  }
+
+  /** Binds the port on both loopback addresses (PortError naming the fix if it cannot). */
+  async listen(options: AmqpEdgeOptions): Promise<void> {
+    let port = options.port ?? DEFAULT_AMQPS_PORT;
+    try {
+      for (const address of LOOPBACK) {
+        const server = createTlsServer(options.tls, DEFAULT_TLS_HANDSHAKE_MS, this.log, (socket) =>
+          this.acceptStream(socket, `amqps ${socket.remoteAddress}:${socket.remotePort}`),
+        );
+        this.servers.push(server);
+        let bound: boolean;
+        try {
+          bound = await listen(server, port, address);
+        } catch (err) {
+          const privileged = err instanceof PortError && err.code === "EACCES" && port === DEFAULT_AMQPS_PORT;
+          if (!privileged || options.port !== undefined) throw err;
+          port = UNPRIVILEGED_AMQPS_PORT;
+          bound = await listen(server, port, address);
+        }
+        if (!bound) continue;
+        port = (server.address() as net.AddressInfo).port;
+        this.listening.push(`amqps://${address.includes(":") ? `[${address}]` : address}:${port}`);
+      }
+    } catch (err) {
+      await Promise.all(this.servers.map(closeServer));
+      throw err;
+    }
+    this.port = port;
+  }
+
+  /** Serves AMQP over a WebSocket the HTTPS server upgraded (path /$iothub/websocket, subprotocol AMQPWSB10). */
+  acceptWebSocket(ws: WebSocket, remote = "websocket"): void {
+    this.acceptStream(createWebSocketStream(ws), `amqpws ${remote}`);
+  }
+
+  acceptStream(stream: Duplex, label: string): void {
+    if (!this.served) {
+      stream.destroy();
+      return;
+    }
+    if (this.connections.size >= MAX_CONNECTIONS) {
+      this.log(`AMQP refused ${label}: more than ${MAX_CONNECTIONS} connections`);
+      stream.destroy();
+      return;
+    }
+    stream.on("error", () => {});
+    const connection = this.container.create_connection({
+      container_id: this.hostName,
+      max_frame_size: MAX_FRAME_SIZE,
+      channel_max: 255,
+      idle_time_out: IDLE_TIMEOUT_MS,
+      receiver_options: { autoaccept: false, credit_window: 100 },
+    } as never);
+    const state: ConnectionState = {
+      label,
+      grants: new ConnectionGrants(),
+      handlers: new Set(),
+      congested: () => stream.writableLength > MAX_UNREAD_BYTES,
+    };
+    stream.on("drain", () => state.handlers.forEach((handler) => handler.onSendable?.()));
+    this.connections.set(connection, state);
+    this.streams.add(stream);
+    stream.on("close", () => {
+      this.streams.delete(stream);
+      this.closeConnection(connection);
+    });
+    const guard = () => {
+      const pending = (connection as unknown as { frame_size?: number }).frame_size ?? 0;
+      if (pending > MAX_FRAME_GUARD) {
+        this.log(`AMQP dropped ${label}: a frame of ${pending} bytes (at most ${MAX_FRAME_SIZE})`);
+        stream.destroy();
+      } else {
+        const capped = capIncomingMessages(connection);
+        if (capped) this.log(`AMQP refused ${capped} from ${label}`);
+      }
+    };
+    (connection as unknown as { accept(socket: unknown): void }).accept(adapt(stream, label, guard));
+  }
+
+  private closeConnection(connection: Connection): void {
+    const state = this.connections.get(connection);
+    if (!state) return;
+    this.connections.delete(connection);
+    for (const handler of state.handlers) handler.onClose?.();
+    state.handlers.clear();
+  }
+
+  private wire(): void {
+    const c = this.container;
+    const stateOf = (context: EventContext) => this.connections.get(context.connection);
+    c.on("connection_open", (context: EventContext) => {
+      const state = stateOf(context);
+      if (!state) return;
+      const principal = principalOf(context.connection);
+      if (principal) {
+        const { scope, expiresAtSeconds, ...policy } = principal;
+        state.grants.add({ principal: { ...policy, scope }, scope, expiresAtSeconds });
+      }
+      this.log(`AMQP OPEN ${state.label}${principal ? ` as ${principal.keyName} (SASL PLAIN)` : ""}`);
+    });
+    const onOpen = (link: Sender | Receiver, role: "sender" | "receiver", context: EventContext) => {
+      const state = stateOf(context);
+      if (!state) return link.close({ condition: "amqp:internal-error", description: "unknown connection" });
+      const handler = routeLink({ deps: this.deps, edge: this, state }, link, role);
+      if (handler) {
+        this.handlers.set(link, handler);
+        state.handlers.add(handler);
+      }
+    };
+    c.on("sender_open", (context: EventContext) => onOpen(context.sender!, "sender", context));
+    c.on("receiver_open", (context: EventContext) => onOpen(context.receiver!, "receiver", context));
+    c.on("message", (context: EventContext) => this.handlers.get(context.receiver!)?.onMessage?.(context));
+    c.on("sendable", (context: EventContext) => this.handlers.get(context.sender!)?.onSendable?.());
+    for (const outcome of ["accepted", "released", "rejected", "modified"] as const) {
+      c.on(outcome, (context: EventContext) => this.handlers.get(context.sender!)?.onOutcome?.(context, outcome));
+    }
+    const onLinkClose = (link: Sender | Receiver | undefined, context: EventContext) => {
+      const handler = link && this.handlers.get(link);
+      if (!handler) return;
+      this.handlers.delete(link);
+      stateOf(context)?.handlers.delete(handler);
+      handler.onClose?.();
+    };
+    c.on("sender_close", (context: EventContext) => onLinkClose(context.sender, context));
+    c.on("receiver_close", (context: EventContext) => onLinkClose(context.receiver, context));
+    c.on("disconnected", (context: EventContext) => this.closeConnection(context.connection));
+    c.on("connection_close", (context: EventContext) => this.closeConnection(context.connection));
+    // Bad input of any kind ends in one log line, never in an uncaught exception.
+    const complain = (what: string) => (context: EventContext | Error) => {
+      const state = "connection" in context ? stateOf(context) : undefined;
+      const error: unknown = (context as EventContext).error ?? context;
+      const text = error instanceof Error ? error.message : JSON.stringify(error);
+      this.log(`AMQP ${what} ${state?.label ?? ""}: ${text}`.slice(0, 300));
+    };
+    c.on("protocol_error", complain("protocol error, connection dropped"));
+    c.on("error", complain("error"));
+    for (const event of ["connection_error", "session_error", "sender_error", "receiver_error"]) {
+      c.on(event, () => {});
+    }
+  }
+
+  /** Every connection this edge serves right now. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  async stop(): Promise<void> {
+    for (const stream of this.streams) stream.destroy();
+    await Promise.all(this.servers.map(closeServer));
+  }
+}
