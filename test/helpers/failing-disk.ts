@@ -45,7 +45,15 @@ export class FailingDisk implements JournalIo {
     await diskIo.writeDurably(file, data);
   }
 
-  rename = diskIo.rename;
-  remove = diskIo.remove;
-  syncDirectory = diskIo.syncDirectory;
+  rename(from: string, to: string): Promise<void> {
+    return diskIo.rename(from, to);
+  }
+
+  remove(file: string): Promise<void> {
+    return diskIo.remove(file);
+  }
+
+  syncDirectory(dir: string): Promise<void> {
+    return diskIo.syncDirectory(dir);
+  }
 }

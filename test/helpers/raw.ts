@@ -20,13 +20,10 @@ const LOOPBACK = "127.0.0.1";
 const SERVER_NAME = "localhost"; // the name the test certificate is issued for
 
 /**
- * The limits a test may shorten so that it runs in milliseconds: `tlsHandshakeMs` is startHub's; `connectTimeoutMs`
- * is proposed (issue 9) and until it is wired the hub keeps its 10 s default. Other limits are the hub's constants.
+ * The limits a test may shorten so that it runs in milliseconds (startHub's `limits`: the TLS handshake and the wait
+ * for CONNECT). Other limits are the hub's constants.
  */
-export interface HubLimits {
-  tlsHandshakeMs?: number;
-  connectTimeoutMs?: number;
-}
+export type HubLimits = NonNullable<HubOptions["limits"]>;
 
 export interface ProtocolHub {
   hub: Hub;
@@ -57,9 +54,8 @@ export async function startProtocolHub(
     mqttPort: 0,
     log: toLog,
     store,
-    // Limits beyond tlsHandshakeMs are proposed in issue 9; a hub without them uses its defaults.
     limits: options.limits,
-  } as HubOptions);
+  });
   const probe = await createDevice(hub, "probe");
   return { hub, log, probe };
 }
@@ -99,7 +95,8 @@ export async function createDevice(hub: Hub, deviceId: string, moduleId?: string
   // A hub restarted on its old state has the identity already: read its keys instead.
   if (response.status === 409) response = await rest(hub, "GET", path, { token: ownerToken(hub) });
   if (response.status !== 200) throw new Error(`creating ${path} answered ${response.status}: ${response.body}`);
-  const primaryKey: string = JSON.parse(response.body).authentication.symmetricKey.primaryKey;
+  const identity = JSON.parse(response.body) as { authentication: { symmetricKey: { primaryKey: string } } };
+  const primaryKey = identity.authentication.symmetricKey.primaryKey;
   const resource = `${hub.hostName}/devices/${deviceId}${moduleId ? `/modules/${moduleId}` : ""}`;
   return { deviceId, moduleId, primaryKey, token: () => createSasToken(resource, primaryKey, inAnHour()) };
 }

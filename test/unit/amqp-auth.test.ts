@@ -2,7 +2,7 @@ import { createHmac } from "node:crypto";
 import { HubCore } from "../localhub/core/hub-core";
 import type { StoredRecord } from "../localhub/core/records";
 import { createSasToken } from "../localhub/core/sas";
-import { MemoryStore } from "../localhub/store/journal";
+import { MemoryStore } from "../localhub/store/memory";
 import { ConnectionGrants, checkToken, scopeOf } from "../localhub/edges/amqp/auth";
 
 const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;

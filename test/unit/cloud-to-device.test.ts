@@ -1,6 +1,7 @@
 import { CloudToDeviceQueue, CloudToDeviceRecord, MAX_MESSAGES_PER_DEVICE } from "../localhub/core/cloud-to-device";
 import { deviceboundTopic } from "../localhub/edges/mqtt/cloud-to-device";
-import { JournalStore, MemoryStore } from "../localhub/store/journal";
+import { JournalStore } from "../localhub/store/journal";
+import { MemoryStore } from "../localhub/store/memory";
 import { tempDir } from "../helpers/hub";
 
 const devices = { find: (id: string) => (id.startsWith("dev") ? { generationId: `gen-${id}` } : undefined) };

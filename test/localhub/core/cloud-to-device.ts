@@ -6,7 +6,7 @@
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import { HubError, deviceNotFound } from "./errors";
-import type { Store } from "../store/journal";
+import type { Store } from "../store/store";
 
 export const MAX_MESSAGES_PER_DEVICE = 50;
 /** IoT Hub's C2D limits: 64 KB a message, default time to live one hour, at most 48 hours, 10 deliveries. */

@@ -35,6 +35,8 @@ const MAX_DEPTH = 10;
 const MAX_KEY_BYTES = 1024;
 const MAX_STRING_BYTES = 4 * 1024;
 const MAX_SAFE_TWIN_INTEGER = 4503599627370495;
+// Control characters are exactly what the twin key rule forbids, so this class must name them.
+// eslint-disable-next-line no-control-regex
 const FORBIDDEN_KEY = /[.$ \u0000-\u001f\u007f]/;
 
 export function newTwin(etag: string, now: string): TwinState {
@@ -111,7 +113,7 @@ function mergeInto(
       const child = metadata[key];
       const childMetadata: Metadata = typeof child === "object" ? child : { $lastUpdated: now };
       metadata[key] = childMetadata;
-      mergeInto(values[key] as JsonObject, childMetadata, value, now, version);
+      mergeInto(values[key], childMetadata, value, now, version);
     } else {
       values[key] = value;
       metadata[key] =

@@ -6,9 +6,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { StorageFailure, Store } from "./store";
 
-// Until hub.ts and registry.ts import them from their own files.
-export { MemoryStore } from "./memory";
-export type { Store } from "./store";
+/** One line of the journal: a key and its whole new value, or null for a removal. */
+interface JournalRecord<T> {
+  k: string;
+  v: T | null;
+}
 
 /** The journal file as the store uses it: appends, flushes, and cuts back a write that failed half way. */
 export interface JournalFile {
@@ -151,9 +153,9 @@ export class JournalStore<T> implements Store<T> {
     while (offset < journal.length) {
       const end = journal.indexOf(0x0a, offset);
       if (end < 0) break; // no newline: the write of this record never completed
-      let record: { k: string; v: T | null };
+      let record: JournalRecord<T>;
       try {
-        record = JSON.parse(journal.toString("utf8", offset, end));
+        record = JSON.parse(journal.toString("utf8", offset, end)) as JournalRecord<T>;
       } catch {
         break; // torn by a kill during its write: it and anything after it were never acknowledged
       }
@@ -168,7 +170,8 @@ export class JournalStore<T> implements Store<T> {
     if (this.closed) throw new Error("store is closed");
     if (value === null) this.entries.delete(key);
     else this.entries.set(key, value);
-    this.pending.set(key, JSON.stringify({ k: key, v: value }) + "\n");
+    const record: JournalRecord<T> = { k: key, v: value };
+    this.pending.set(key, JSON.stringify(record) + "\n");
     this.schedule();
   }
 

@@ -32,7 +32,8 @@ export class StorageFailure extends Error {
   ) {
     const code = (cause as NodeJS.ErrnoException | undefined)?.code ?? "EUNKNOWN";
     const detail = code === "ENOSPC" ? "the disk is full" : code === "EIO" ? "the disk reported an I/O error" : code;
-    super(`storage failure during ${operation}: ${detail} (${(cause as Error | undefined)?.message ?? cause})`);
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`storage failure during ${operation}: ${detail} (${reason})`);
     this.name = "StorageFailure";
     this.code = code;
   }

@@ -8,7 +8,9 @@ import type { HubCore } from "../../core/hub-core";
 import { CloudToDeviceQueue, CloudToDeviceRecord } from "../../core/cloud-to-device";
 import { Telemetry } from "../../core/telemetry";
 import { EventLog, EventLogOptions } from "../../store/event-log";
-import { JournalStore, MemoryStore, Store } from "../../store/journal";
+import { JournalStore } from "../../store/journal";
+import { MemoryStore } from "../../store/memory";
+import type { Store } from "../../store/store";
 import { AmqpEdge } from "./server";
 import { eventHubConnectionString } from "./redirect";
 
