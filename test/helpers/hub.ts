@@ -31,7 +31,7 @@ export function copyTestCertificates(dataDir: string): void {
  */
 export async function startTestHub(dataDir = tempDir(), options: HubOptions = {}): Promise<Hub> {
   copyTestCertificates(dataDir);
-  const hub = await startHub({ dataDir, httpsPort: 0, mqttPort: 0, ...options });
+  const hub = await startHub({ dataDir, httpsPort: 0, mqttPort: 0, amqpPort: 0, ...options });
   setPortMap(hub.redirects);
   return hub;
 }

@@ -176,7 +176,7 @@ it("after a reconnect it prints the state with what changed while it was down, r
   // On the same ports: the receiver's process was told where the hub listens when it started.
   const ports = hub.ports;
   await hub.stop();
-  hub = await startTestHub(dataDir, { httpsPort: ports.https, mqttPort: ports.mqtt });
+  hub = await startTestHub(dataDir, { httpsPort: ports.https, mqttPort: ports.mqtt, amqpPort: ports.amqp });
   release = holdConnections();
   await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { mode: null } } }, "*");
   const afterRestart = desiredNow();
