@@ -8,7 +8,7 @@ startMessagingHub(process.argv[2]).then(
   ({ hub, messaging }) =>
     console.log(
       JSON.stringify({
-        ports: { https: hub.ports.https, mqtt: hub.ports.mqtt, amqp: messaging.amqp.port },
+        ports: hub.ports,
         iotHub: hub.connectionString,
         eventHub: messaging.eventHubConnectionString(),
       }),
