@@ -22,6 +22,7 @@ export class Identities {
   private readonly devices = new Map<string, Identity>();
   private readonly modules = new Map<string, Map<string, Identity>>();
   private readonly connected = new Set<string>();
+  private membership = 0;
 
   constructor(
     private readonly store: Store<StoredRecord>,
@@ -52,6 +53,11 @@ export class Identities {
     const module = this.modules.get(deviceId)?.get(moduleId);
     if (!module) throw moduleNotFound(deviceId, moduleId);
     return module;
+  }
+
+  /** Grows whenever an identity is added or removed: what a cached listing in id order needs to know. */
+  get membershipRevision(): number {
+    return this.membership;
   }
 
   get count(): number {
@@ -133,6 +139,7 @@ export class Identities {
     }
     this.modules.delete(deviceId);
     this.devices.delete(deviceId);
+    this.membership += 1;
     this.store.put(identityStoreKey(deviceId), null);
     this.sessions.endAll(deviceId, true);
   }
@@ -193,6 +200,7 @@ export class Identities {
     const module = this.require(deviceId, moduleId);
     if (!etagMatches(ifMatch, module.etag)) throw preconditionFailed(`module ${deviceId}/${moduleId}`);
     this.modules.get(deviceId)?.delete(moduleId);
+    this.membership += 1;
     this.store.put(identityStoreKey(deviceId, moduleId), null);
     this.sessions.endAll(identityKey(deviceId, moduleId), false);
     await this.durability.committed();
@@ -221,6 +229,7 @@ export class Identities {
   // ---- internals ----
 
   private remember(identity: Identity): void {
+    if (!this.find(identity.deviceId, identity.moduleId)) this.membership += 1;
     if (identity.moduleId === undefined) {
       this.devices.set(identity.deviceId, identity);
       return;

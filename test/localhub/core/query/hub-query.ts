@@ -17,20 +17,49 @@ export async function queryTwins(
   const { identities, twins } = core;
   // In result order, from the first twin after the page's start, each twin's JSON built only when it is read:
   // a page of 100 over 10,000 twins then builds about 100, not 10,000.
-  const ordered = function* (all: Iterable<Identity>, after = "") {
-    const sorted = [...all].map((identity) => ({ key: twinKey(identity.deviceId, identity.moduleId), identity }));
-    sorted.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    for (let i = firstAfter(sorted, after); i < sorted.length; i++) yield twins.json(sorted[i].identity);
+  const ordered = function* (collection: "devices" | "modules", after = "") {
+    const sorted = sortedIdentities(core, collection);
+    // The identity, looked up again: the cached order holds keys, and a twin may have changed since.
+    for (let i = firstAfter(sorted, after); i < sorted.length; i++) {
+      const identity = identities.find(sorted[i].deviceId, sorted[i].moduleId);
+      if (identity) yield twins.json(identity);
+    }
   };
   return runQuery(
     isObject(body) ? body.query : undefined,
     {
-      devices: (after) => ordered(identities.allDevices(), after),
-      modules: (after) => ordered(identities.allModules(), after),
+      devices: (after) => ordered("devices", after),
+      modules: (after) => ordered("modules", after),
       ordered: true,
     },
     { maxItemCount: single(headers["x-ms-max-item-count"]), continuation: single(headers["x-ms-continuation"]) },
   );
+}
+
+interface SortedKey {
+  key: string;
+  deviceId: string;
+  moduleId?: string;
+}
+
+/** The identities in result order, kept until one is added or removed: paging through a query sorts them once. */
+const sortedCache = new WeakMap<
+  HubCore,
+  Partial<Record<"devices" | "modules", { revision: number; keys: SortedKey[] }>>
+>();
+
+function sortedIdentities(core: HubCore, collection: "devices" | "modules"): SortedKey[] {
+  const revision = core.identities.membershipRevision;
+  const cache = sortedCache.get(core) ?? {};
+  sortedCache.set(core, cache);
+  const cached = cache[collection];
+  if (cached?.revision === revision) return cached.keys;
+  const all: Iterable<Identity> =
+    collection === "devices" ? core.identities.allDevices() : core.identities.allModules();
+  const keys = [...all].map(({ deviceId, moduleId }) => ({ key: twinKey(deviceId, moduleId), deviceId, moduleId }));
+  keys.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  cache[collection] = { revision, keys };
+  return keys;
 }
 
 /** Binary search: the index of the first entry whose key sorts after `after`. */
