@@ -3,7 +3,7 @@
  * the edge that holds the identity's connection, and ends with the device's answer or a timeout. Nothing here is
  * durable: a call in flight when the hub stops fails, as its HTTPS request does.
  */
-import { badRequest, deviceNotOnline, methodResponseTimeout } from "./errors";
+import { HubError, badRequest, deviceNotOnline, methodResponseTimeout } from "./errors";
 import type { HubEvents } from "./events";
 import type { Identities } from "./identities";
 import { identityKey } from "./records";
@@ -11,6 +11,8 @@ import { Json, JsonObject, isObject } from "./twin-document";
 
 export const METHOD_TIMEOUT_LIMITS = { minResponse: 5, maxResponse: 300, maxConnect: 300 };
 export const MAX_METHOD_PAYLOAD_BYTES = 128 * 1024;
+/** Calls waiting for a device or its answer at once; past this the hub answers 429, as a throttled real hub does. */
+export const MAX_PENDING_METHODS = 10_000;
 /** The SDK gives up after (response + connect) seconds: answer a little before it does. */
 const ANSWER_MARGIN_MS = 250;
 
@@ -46,6 +48,7 @@ export class DirectMethods {
   constructor(
     private readonly identities: Identities,
     private readonly events: HubEvents,
+    private readonly maxPending = MAX_PENDING_METHODS,
   ) {}
 
   /** POST /twins/{id}[/modules/{mid}]/methods: resolves with `{ status, payload }` from the device. */
@@ -61,6 +64,9 @@ export class DirectMethods {
     const connect = seconds(body.connectTimeoutInSeconds, 0, 0, maxConnect, "connectTimeoutInSeconds");
     if (Buffer.byteLength(JSON.stringify(payload)) > MAX_METHOD_PAYLOAD_BYTES) {
       throw badRequest(`the method payload is larger than ${MAX_METHOD_PAYLOAD_BYTES} bytes`);
+    }
+    if (this.pending.size >= this.maxPending) {
+      throw new HubError(429, "ThrottlingException", `More than ${this.maxPending} direct method calls are waiting`);
     }
     const rid = String(this.nextRid++);
     const request: MethodRequest = { key: identityKey(deviceId, moduleId), rid, methodName, payload };
