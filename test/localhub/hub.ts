@@ -13,8 +13,8 @@ import type { StoredRecord } from "./core/records";
 import { MqttEdge } from "./edges/mqtt/broker";
 import { createRestHandler } from "./edges/rest/server";
 import { WebSocketEdge } from "./edges/websocket";
-import { Messaging, startMessaging } from "./edges/amqp/messaging";
 import { AmqpEdge } from "./edges/amqp/server";
+import { eventHubConnectionString } from "./edges/amqp/redirect";
 import type { EventLogOptions } from "./store/event-log";
 import {
   DEFAULT_TLS_HANDSHAKE_MS,
@@ -25,8 +25,7 @@ import {
   createTlsServer,
   listen,
 } from "./listeners";
-import { JournalStore } from "./store/journal";
-import { MemoryStore } from "./store/memory";
+import { openStores } from "./stores";
 import type { Store } from "./store/store";
 
 export { PortError };
@@ -66,8 +65,10 @@ export interface Hub {
   dataDir: string;
   core: HubCore;
   mqtt: MqttEdge;
-  /** C2D queue, event log, telemetry, the AMQP edge. */
-  messaging: Messaging;
+  /** AMQP for the service side and the Event Hubs-compatible endpoint. */
+  amqp: AmqpEdge;
+  /** The Event Hubs-compatible connection string (iothubowner, or the named policy). */
+  eventHubConnectionString(policyName?: string): string;
   listening: string[];
   /** The ports actually bound (differ from the options when those were 0). */
   ports: { https: number; mqtt: number; amqp: number };
@@ -134,30 +135,30 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     throw err;
   }
 
-  const store: Store<StoredRecord> =
-    options.store ??
-    (options.inMemory
-      ? new MemoryStore<StoredRecord>()
-      : await JournalStore.open<StoredRecord>(path.join(dataDir, "state"), { log }));
-  const core = await HubCore.open(HOST_NAME, store);
-  let messaging: Messaging;
+  let core: HubCore;
   try {
-    messaging = await startMessaging({
-      core,
+    const stores = await openStores({
       dataDir,
-      inMemory: options.inMemory || options.store !== undefined,
-      log,
-      amqp,
+      inMemory: options.inMemory,
+      state: options.store,
       eventLog: options.eventLog,
+      log,
     });
+    core = await HubCore.open(HOST_NAME, stores, log);
   } catch (err) {
     await Promise.all(servers.map(closeServer));
-    await core.close();
+    await amqp.stop();
     throw err;
   }
-  const mqtt = new MqttEdge(core, log, messaging, { connectTimeoutMs: options.limits?.connectTimeoutMs });
-  const websocket = new WebSocketEdge(mqtt, log, messaging);
+  amqp.serve({ core, log });
+  const mqtt = new MqttEdge(core, log, { connectTimeoutMs: options.limits?.connectTimeoutMs });
+  const websocket = new WebSocketEdge(mqtt, log, (ws, remote) => amqp.acceptWebSocket(ws, remote));
   edges = { rest: createRestHandler(core, log), mqtt, websocket };
+  const eventHubs = (policyName = "iothubowner"): string => {
+    const policy = core.policies.find(policyName);
+    if (!policy) throw new Error(`no policy ${policyName}`);
+    return eventHubConnectionString(amqp.endpointHost, amqp.entityName, policy);
+  };
 
   const owner = core.policies.find("iothubowner")!;
   const connectionString = `HostName=${HOST_NAME};SharedAccessKeyName=iothubowner;SharedAccessKey=${owner.primaryKey}`;
@@ -168,7 +169,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   if (amqp.port !== STANDARD_PORTS.amqp) redirects[STANDARD_PORTS.amqp] = amqp.port;
   writeEnvFile(envPath, [
     `IOTHUB_CONNECTION_STRING="${connectionString}"`,
-    `EVENTHUB_CONNECTION_STRING="${messaging.eventHubConnectionString()}"`,
+    `EVENTHUB_CONNECTION_STRING="${eventHubs()}"`,
     `NODE_EXTRA_CA_CERTS=${tlsFiles.caPath}`,
     ...(Object.keys(redirects).length ? [`LOCALHUB_PORT_MAP=${portMapValue(redirects)}`] : []),
   ]);
@@ -179,7 +180,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
       mqtt.closeAll();
       websocket.closeAll();
       await Promise.all(servers.map(closeServer));
-      await messaging.stop();
+      await amqp.stop();
       await core.close();
     })());
 
@@ -191,7 +192,8 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     dataDir,
     core,
     mqtt,
-    messaging,
+    amqp,
+    eventHubConnectionString: eventHubs,
     listening,
     ports: { ...ports, amqp: amqp.port },
     redirects,

@@ -138,7 +138,7 @@ export class Session {
       case "pingreq":
         return this.send({ cmd: "pingresp" });
       case "puback":
-        return void onCloudToDevicePuback(this, packet, this.edge.messaging.cloudToDevice).catch(failed);
+        return void onCloudToDevicePuback(this, packet, this.edge.core.cloudToDevice).catch(failed);
       case "disconnect":
         return this.close("client sent DISCONNECT");
       default:
