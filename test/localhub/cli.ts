@@ -84,7 +84,7 @@ export async function main(): Promise<void> {
     console.log(`Serving ${moved.join(" and ")}: clients reach it as usual through ${REDIRECT_PATH}.`);
   }
   const https = hub.listening.find((url) => url.startsWith("https://"));
-  if (https) console.log(`Health: ${https}/health (no authentication; 200 once ready)`);
+  if (https) console.log(`Health: ${https}/health (no authentication, for scripts and container checks)`);
   if (values.oauth) {
     console.log(
       "Microsoft Entra ID bearer tokens accepted (--oauth basic: audience and expiry checked, not the signature)",
