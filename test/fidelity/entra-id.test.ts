@@ -4,7 +4,7 @@
  * flag, get the hub's 401.
  */
 import { Registry } from "azure-iothub";
-import type { Hub } from "../localhub/hub";
+import type { Hub } from "../localhub";
 import { startTestHub, tempDir } from "../helpers/hub";
 
 /** A JWT-shaped token as Entra ID issues it (the hub does not check the signature in basic mode). */

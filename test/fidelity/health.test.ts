@@ -1,5 +1,5 @@
 /** `GET /health` on the HTTPS port: no authentication, 200 with where each edge listens, the state directory, uptime. */
-import type { Hub } from "../localhub/hub";
+import type { Hub } from "../localhub";
 import { rawRequest, startTestHub, tempDir } from "../helpers/hub";
 
 let hub: Hub;
