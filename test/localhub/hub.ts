@@ -13,6 +13,8 @@ import type { StoredRecord } from "./core/records";
 import { MqttEdge } from "./edges/mqtt/broker";
 import { createRestHandler } from "./edges/rest/server";
 import { WebSocketEdge } from "./edges/websocket";
+import { HealthInfo, isHealthRequest, serveHealth } from "./edges/health";
+import type { OAuthMode } from "./core/bearer";
 import { AmqpEdge } from "./edges/amqp/server";
 import { eventHubConnectionString } from "./edges/amqp/redirect";
 import type { EventLogOptions } from "./store/event-log";
@@ -52,6 +54,8 @@ export interface HubOptions {
   amqpPort?: number;
   /** Partitions (default 2), retention (default one day) and size limit of the telemetry log. */
   eventLog?: EventLogOptions;
+  /** `"basic"`: accept Microsoft Entra ID bearer tokens with IoT Hub's audience that have not expired (core/bearer.ts). */
+  oauth?: OAuthMode;
   /** Shorter limits for tests that trip them; the defaults are in listeners.ts and edges/mqtt/session.ts. */
   limits?: { tlsHandshakeMs?: number; connectTimeoutMs?: number };
 }
@@ -83,6 +87,7 @@ const STANDARD_PORTS = { https: 443, mqtt: 8883, amqp: 5671 };
 export const UNPRIVILEGED_HTTPS_PORT = 8443;
 
 export async function startHub(options: HubOptions = {}): Promise<Hub> {
+  const startedAtMs = Date.now();
   const dataDir = path.resolve(options.dataDir ?? ".localhub");
   const log = options.log ?? (() => {});
   const handshakeMs = options.limits?.tlsHandshakeMs ?? DEFAULT_TLS_HANDSHAKE_MS;
@@ -94,10 +99,13 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const servers: net.Server[] = [];
   const listening: string[] = [];
   const amqp = new AmqpEdge(HOST_NAME, log);
+  /** Set once the hub is ready: until then /health answers 503. */
+  let health: HealthInfo | undefined;
   try {
     for (const address of LOOPBACK) {
       const httpsServer = createHttpsServer(tlsFiles, handshakeMs, log, (req, res) => {
-        if (edges) void edges.rest(req, res);
+        if (isHealthRequest(req)) serveHealth(req, res, health);
+        else if (edges) void edges.rest(req, res);
         else res.writeHead(503).end();
       });
       httpsServer.on("upgrade", (req, socket, head: Buffer) => {
@@ -153,7 +161,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   amqp.serve({ core, log });
   const mqtt = new MqttEdge(core, log, { connectTimeoutMs: options.limits?.connectTimeoutMs });
   const websocket = new WebSocketEdge(mqtt, log, (ws, remote) => amqp.acceptWebSocket(ws, remote));
-  edges = { rest: createRestHandler(core, log), mqtt, websocket };
+  edges = { rest: createRestHandler(core, log, { oauth: options.oauth }), mqtt, websocket };
   const eventHubs = (policyName = "iothubowner"): string => {
     const policy = core.policies.find(policyName);
     if (!policy) throw new Error(`no policy ${policyName}`);
@@ -173,6 +181,14 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     `NODE_EXTRA_CA_CERTS=${tlsFiles.caPath}`,
     ...(Object.keys(redirects).length ? [`LOCALHUB_PORT_MAP=${portMapValue(redirects)}`] : []),
   ]);
+
+  health = {
+    hostName: HOST_NAME,
+    listening,
+    stateDirectory: dataDir,
+    inMemory: Boolean(options.inMemory || options.store),
+    startedAtMs,
+  };
 
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
