@@ -14,6 +14,8 @@ import { MqttEdge } from "./edges/mqtt/broker";
 import { createRestHandler } from "./edges/rest/server";
 import { WebSocketEdge } from "./edges/websocket";
 import { HealthInfo, isHealthRequest, serveHealth } from "./edges/health";
+import { createAdminHandler, isAdminRequest } from "./edges/admin/faults-api";
+import { Faults } from "./core/faults";
 import type { OAuthMode } from "./core/bearer";
 import { AmqpEdge } from "./edges/amqp/server";
 import { eventHubConnectionString } from "./edges/amqp/redirect";
@@ -73,6 +75,8 @@ export interface Hub {
   amqp: AmqpEdge;
   /** The Event Hubs-compatible connection string (iothubowner, or the named policy). */
   eventHubConnectionString(policyName?: string): string;
+  /** Faults on demand (the admin API under /$localhub/faults and the portal set them). */
+  faults: Faults;
   listening: string[];
   /** The ports actually bound (differ from the options when those were 0). */
   ports: { https: number; mqtt: number; amqp: number };
@@ -95,7 +99,14 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const tlsFiles = await ensureCertificates(dataDir);
 
   // Bind the ports before touching the state: a second hub on the same directory fails here, harmlessly.
-  let edges: { rest: ReturnType<typeof createRestHandler>; mqtt: MqttEdge; websocket: WebSocketEdge } | undefined;
+  let edges:
+    | {
+        rest: ReturnType<typeof createRestHandler>;
+        admin: ReturnType<typeof createAdminHandler>;
+        mqtt: MqttEdge;
+        websocket: WebSocketEdge;
+      }
+    | undefined;
   const servers: net.Server[] = [];
   const listening: string[] = [];
   const amqp = new AmqpEdge(HOST_NAME, log);
@@ -105,7 +116,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     for (const address of LOOPBACK) {
       const httpsServer = createHttpsServer(tlsFiles, handshakeMs, log, (req, res) => {
         if (isHealthRequest(req)) serveHealth(req, res, health);
-        else if (edges) void edges.rest(req, res);
+        else if (edges) void (isAdminRequest(req) ? edges.admin : edges.rest)(req, res);
         else res.writeHead(503).end();
       });
       httpsServer.on("upgrade", (req, socket, head: Buffer) => {
@@ -159,9 +170,15 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     throw err;
   }
   amqp.serve({ core, log });
-  const mqtt = new MqttEdge(core, log, { connectTimeoutMs: options.limits?.connectTimeoutMs });
+  const faults = new Faults(log);
+  const mqtt = new MqttEdge(core, log, { connectTimeoutMs: options.limits?.connectTimeoutMs }, faults);
   const websocket = new WebSocketEdge(mqtt, log, (ws, remote) => amqp.acceptWebSocket(ws, remote));
-  edges = { rest: createRestHandler(core, log, { oauth: options.oauth }), mqtt, websocket };
+  edges = {
+    rest: createRestHandler(core, log, { oauth: options.oauth }),
+    admin: createAdminHandler(core, faults, log),
+    mqtt,
+    websocket,
+  };
   const eventHubs = (policyName = "iothubowner"): string => {
     const policy = core.policies.find(policyName);
     if (!policy) throw new Error(`no policy ${policyName}`);
@@ -210,6 +227,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     mqtt,
     amqp,
     eventHubConnectionString: eventHubs,
+    faults,
     listening,
     ports: { ...ports, amqp: amqp.port },
     redirects,

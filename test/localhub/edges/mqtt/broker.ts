@@ -5,6 +5,7 @@
 import type { Duplex } from "node:stream";
 import type { HubCore } from "../../core/hub-core";
 import { identityKey } from "../../core/records";
+import { Faults } from "../../core/faults";
 import { deliverCloudToDevice } from "./cloud-to-device";
 import { Session } from "./session";
 import { deliverMethod } from "./methods";
@@ -19,7 +20,10 @@ export class MqttEdge {
     readonly core: HubCore,
     readonly log: (line: string) => void,
     readonly limits: { connectTimeoutMs?: number } = {},
+    /** Faults on demand (admin API, portal): dropped connections, refused CONNECTs, latency, unanswered pings. */
+    readonly faults: Faults = new Faults(),
   ) {
+    faults.on("drop", (key, reason) => this.sessions.get(key)?.close(reason));
     core.cloudToDevice.on("queued", (deviceId: string) => {
       const session = this.sessions.get(deviceId);
       if (session) deliverCloudToDevice(session, core.cloudToDevice);
