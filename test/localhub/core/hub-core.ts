@@ -27,7 +27,7 @@ export interface HubStores {
 }
 
 export class HubCore {
-  readonly events = new HubEvents();
+  readonly events: HubEvents;
   readonly policies: Policies;
   readonly sessions: Sessions;
   readonly identities: Identities;
@@ -44,6 +44,7 @@ export class HubCore {
     log: (line: string) => void,
   ) {
     const store = stores.state;
+    this.events = new HubEvents(log);
     const etags = new EtagCounter(store);
     this.durability = new Durability(store);
     this.policies = new Policies(store);

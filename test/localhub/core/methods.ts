@@ -1,7 +1,8 @@
 /**
  * Direct methods: a service call waits for the identity to be reachable (up to connectTimeoutInSeconds), is handed to
- * the edge that holds the identity's connection, and ends with the device's answer or a timeout. Nothing here is
- * durable: a call in flight when the hub stops fails, as its HTTPS request does.
+ * the edge that holds the identity's connection (a 'method' event), and ends with the device's answer or a timeout.
+ * The edges say which identities can take methods (available/unavailable); the core alone decides when a call is
+ * sent. Nothing here is durable: a call in flight when the hub stops fails, as its HTTPS request does.
  */
 import { HubError, badRequest, deviceNotOnline, methodResponseTimeout } from "./errors";
 import type { HubEvents } from "./events";
@@ -25,7 +26,8 @@ export interface MethodRequest {
 
 interface Pending {
   request: MethodRequest;
-  delivered: boolean;
+  /** Handed to the identity's connection: now the answer is awaited. */
+  sent: boolean;
   deadline: number;
   responseTimeoutSeconds: number;
   timer?: NodeJS.Timeout;
@@ -43,6 +45,8 @@ function seconds(value: Json | undefined, fallback: number, min: number, max: nu
 
 export class DirectMethods {
   private readonly pending = new Map<string, Pending>();
+  /** Identities whose connection has subscribed to methods. */
+  private readonly reachable = new Set<string>();
   private nextRid = 1;
 
   constructor(
@@ -74,42 +78,34 @@ export class DirectMethods {
       const started = Date.now();
       const entry: Pending = {
         request,
-        delivered: false,
+        sent: false,
         deadline: started + (response + connect) * 1000 - ANSWER_MARGIN_MS,
         responseTimeoutSeconds: response,
         resolve,
         reject,
       };
       this.pending.set(rid, entry);
-      this.offer(entry);
-      if (entry.delivered) return;
+      if (this.reachable.has(request.key)) return this.send(entry);
       if (connect === 0) return this.fail(entry, deviceNotOnline(connect));
       entry.timer = setTimeout(() => this.fail(entry, deviceNotOnline(connect)), connect * 1000);
     });
   }
 
-  /** The edge holding the identity's connection took the request and sent it. */
-  delivered(rid: string): void {
-    const entry = this.pending.get(rid);
-    if (!entry || entry.delivered) return;
-    entry.delivered = true;
-    clearTimeout(entry.timer);
-    const responseBy = Math.min(Date.now() + entry.responseTimeoutSeconds * 1000, entry.deadline);
-    entry.timer = setTimeout(
-      () => this.fail(entry, methodResponseTimeout(entry.responseTimeoutSeconds)),
-      Math.max(0, responseBy - Date.now()),
-    );
+  /** An identity can now receive methods (it connected and subscribed): the calls that wait for it go now. */
+  available(key: string): void {
+    this.reachable.add(key);
+    for (const entry of [...this.pending.values()]) if (!entry.sent && entry.request.key === key) this.send(entry);
   }
 
-  /** An identity can now receive methods (it connected and subscribed): offer it the calls that wait for it. */
-  available(key: string): void {
-    for (const entry of this.pending.values()) if (!entry.delivered && entry.request.key === key) this.offer(entry);
+  /** The identity's connection ended (or was replaced): calls wait for it again, up to their connect timeout. */
+  unavailable(key: string): void {
+    this.reachable.delete(key);
   }
 
   /** The device's answer; ignored unless it comes from the identity the call went to. */
   respond(key: string, rid: string, status: number, payload: Json): void {
     const entry = this.pending.get(rid);
-    if (!entry || !entry.delivered || entry.request.key !== key) return;
+    if (!entry || !entry.sent || entry.request.key !== key) return;
     this.finish(entry);
     entry.resolve({ status, payload });
   }
@@ -120,7 +116,15 @@ export class DirectMethods {
       this.fail(entry, methodResponseTimeout(entry.responseTimeoutSeconds));
   }
 
-  private offer(entry: Pending): void {
+  /** Hands the call to the identity's connection and starts waiting for the answer. */
+  private send(entry: Pending): void {
+    entry.sent = true;
+    clearTimeout(entry.timer);
+    const responseBy = Math.min(Date.now() + entry.responseTimeoutSeconds * 1000, entry.deadline);
+    entry.timer = setTimeout(
+      () => this.fail(entry, methodResponseTimeout(entry.responseTimeoutSeconds)),
+      Math.max(0, responseBy - Date.now()),
+    );
     this.events.emit("method", entry.request);
   }
 

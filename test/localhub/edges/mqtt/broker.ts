@@ -34,7 +34,7 @@ export class MqttEdge {
     });
     core.events.on("method", (request) => {
       const session = this.sessions.get(request.key);
-      if (session && deliverMethod(session, request)) core.methods.delivered(request.rid);
+      if (!session || !deliverMethod(session, request)) log(`MQTT METHOD ${request.key} rid=${request.rid} not sent`);
     });
     core.events.on("revoked", ({ key, withModules }) => {
       for (const [sessionKey, session] of this.sessions) {
@@ -58,11 +58,15 @@ export class MqttEdge {
   claim(key: string, session: Session): void {
     const previous = this.sessions.get(key);
     this.sessions.set(key, session);
+    // The new connection says for itself whether it takes methods (connect.ts, subscribe.ts).
+    if (previous) this.core.methods.unavailable(key);
     previous?.close("replaced by a new connection of the same identity");
   }
 
   release(key: string, session: Session): void {
-    if (this.sessions.get(key) === session) this.sessions.delete(key);
+    if (this.sessions.get(key) !== session) return;
+    this.sessions.delete(key);
+    this.core.methods.unavailable(key);
   }
 
   session(key: string): Session | undefined {

@@ -27,6 +27,7 @@ export async function onSubscribe(session: Session, packet: ISubscribePacket): P
 
 export async function onUnsubscribe(session: Session, packet: IUnsubscribePacket): Promise<void> {
   for (const topic of packet.unsubscriptions) session.subscriptions.delete(topic);
+  if (!session.subscriptions.has(METHODS_FILTER)) session.edge.core.methods.unavailable(session.key);
   await remember(session);
   session.send({ cmd: "unsuback", messageId: packet.messageId, granted: [] });
 }
