@@ -10,12 +10,20 @@ import type { Store } from "../store/store";
 
 export const MAX_MESSAGES_PER_DEVICE = 50;
 /** IoT Hub's C2D limits: 64 KB a message, default time to live one hour, at most 48 hours, 10 deliveries. */
-export const MAX_MESSAGE_BYTES = 64 * 1024;
+export const MAX_CLOUD_TO_DEVICE_BYTES = 64 * 1024;
 export const DEFAULT_TTL_MS = 3600_000;
 export const MAX_TTL_MS = 48 * 3600_000;
 export const MAX_DELIVERY_COUNT = 10;
 /** Feedback nobody reads is kept up to this many records, then the oldest go (one log line). */
 export const MAX_FEEDBACK_RECORDS = 10_000;
+
+/** What a sender gets for a message over MAX_CLOUD_TO_DEVICE_BYTES (the SDK's MessageTooLargeError). */
+export const cloudToDeviceTooLarge = () =>
+  new HubError(
+    413,
+    "RequestEntityTooLarge",
+    `A cloud-to-device message may hold at most ${MAX_CLOUD_TO_DEVICE_BYTES / 1024} KB`,
+  );
 
 export type Ack = "none" | "positive" | "negative" | "full";
 
@@ -124,8 +132,8 @@ export class CloudToDeviceQueue extends EventEmitter {
   /** Queues a message for a device; resolves once it is durable, then emits 'queued' with the device id. */
   async enqueue(deviceId: string, input: CloudToDeviceInput): Promise<CloudToDeviceMessage> {
     if (!this.devices.find(deviceId)) throw deviceNotFound(deviceId);
-    if (input.body.length > MAX_MESSAGE_BYTES) {
-      throw new HubError(413, "RequestEntityTooLarge", `A cloud-to-device message may hold at most 64 KB`);
+    if (input.body.length > MAX_CLOUD_TO_DEVICE_BYTES) {
+      throw cloudToDeviceTooLarge();
     }
     const queue = this.queueOf(deviceId);
     if (queue.length >= MAX_MESSAGES_PER_DEVICE) {

@@ -1,6 +1,7 @@
 /**
  * Shared access signatures, checked as the real hub checks them: `sig` is HMAC-SHA256 over `sr + "\n" + se` with
- * the base64-decoded key of the named policy (`skn`) or, without `skn`, of the device or module in `sr`.
+ * the base64-decoded key of the named policy (`skn`) or, without `skn`, of the device or module in `sr`. The one
+ * signature check of the hub: the AMQP edge's Event Hubs tokens use it too, with the key's text as the HMAC key.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { HubError, unauthorized } from "./errors";
@@ -34,8 +35,16 @@ export function parseSasToken(text: string | undefined): SasToken {
   return { sr, sig, se, skn: fields.get("skn") ?? undefined };
 }
 
-export function sign(sr: string, se: number, base64Key: string): string {
-  return createHmac("sha256", Buffer.from(base64Key, "base64")).update(`${sr}\n${se}`).digest("base64");
+/** How a key becomes the HMAC key: IoT Hub decodes it from base64; Event Hubs takes its text as it is. */
+export type KeyEncoding = "base64" | "utf8";
+
+export function sign(sr: string, se: number, key: string, keyEncoding: KeyEncoding = "base64"): string {
+  return createHmac("sha256", Buffer.from(key, keyEncoding)).update(`${sr}\n${se}`).digest("base64");
+}
+
+/** `sr` exactly as written in the token text (the signature covers it), not URL-decoded as parseSasToken gives it. */
+export function rawSrOf(text: string | undefined, token: SasToken): string {
+  return /(?:^|[\s&])sr=([^&]*)/.exec(text ?? "")?.[1] ?? token.sr;
 }
 
 /** Builds a token the way the SDKs do (for tests and the benchmark's lightweight clients). */
@@ -45,10 +54,17 @@ export function createSasToken(resource: string, base64Key: string, expirySecond
   return `SharedAccessSignature sr=${sr}&sig=${sig}&se=${expirySeconds}${keyName ? `&skn=${encodeURIComponent(keyName)}` : ""}`;
 }
 
-function signatureMatches(token: SasToken, rawSr: string, keys: string[]): boolean {
+/** True when the token's signature was made with one of `keys` (empty and missing keys never match). */
+export function signatureMatches(
+  token: SasToken,
+  rawSr: string,
+  keys: (string | null | undefined)[],
+  keyEncoding: KeyEncoding = "base64",
+): boolean {
   const given = Buffer.from(token.sig, "base64");
   return keys.some((key) => {
-    const expected = Buffer.from(sign(rawSr, token.se, key), "base64");
+    if (!key) return false;
+    const expected = Buffer.from(sign(rawSr, token.se, key, keyEncoding), "base64");
     return expected.length === given.length && timingSafeEqual(expected, given);
   });
 }
@@ -68,9 +84,9 @@ function safeDecode(segment: string): string {
   }
 }
 
-/** True when `resource` is `scope` or below it, by whole path segment. */
+/** True when `resource` is `scope` or below it, by whole path segment; the empty scope (the whole hub) covers all. */
 export function covers(scope: string, resource: string): boolean {
-  return resource === scope || resource.startsWith(scope + "/");
+  return scope === "" || resource === scope || resource.startsWith(scope + "/");
 }
 
 /**
@@ -79,7 +95,7 @@ export function covers(scope: string, resource: string): boolean {
  */
 export function authenticate(core: HubCore, header: string | undefined, nowSeconds = Date.now() / 1000): Principal {
   const token = parseSasToken(header);
-  const rawSr = /(?:^|[\s&])sr=([^&]*)/.exec(header ?? "")?.[1] ?? token.sr;
+  const rawSr = rawSrOf(header, token);
   if (token.se < nowSeconds) throw unauthorized("The SharedAccessSignature has expired");
   const resource = resourceOf(token.sr);
   const host = core.hostName.toLowerCase();
@@ -105,8 +121,7 @@ export function authenticate(core: HubCore, header: string | undefined, nowSecon
   const moduleId = path.length > 2 ? path[3] : undefined;
   const identity = core.identities.find(deviceId, moduleId);
   const { primaryKey, secondaryKey } = identity?.authentication.symmetricKey ?? {};
-  const keys = [primaryKey, secondaryKey].filter((key): key is string => typeof key === "string" && key !== "");
-  if (!identity || !signatureMatches(token, rawSr, keys)) {
+  if (!identity || !signatureMatches(token, rawSr, [primaryKey, secondaryKey])) {
     throw unauthorized(
       `The signature does not match the keys of ${moduleId ? `module ${deviceId}/${moduleId}` : `device ${deviceId}`}`,
     );
@@ -135,7 +150,7 @@ export function authorize(principal: Principal, needs: Permission[], resource: s
     const who = principal.kind === "policy" ? `Policy '${principal.keyName}'` : "A device or module token";
     throw new HubError(401, "IotHubUnauthorizedAccess", `${who} lacks the permission ${needs.join(" or ")}`);
   }
-  if (principal.scope && !covers(principal.scope, resource)) {
+  if (!covers(principal.scope, resource)) {
     throw unauthorized(`The token is scoped to '${principal.scope}' and does not reach '${resource}'`);
   }
 }

@@ -123,7 +123,9 @@ export class Telemetry {
   /** Appends the message to its device's partition; resolves once it is durable (then acknowledge the device). */
   receive(message: DeviceToCloudMessage): Promise<LoggedEvent> {
     if (message.body.length + message.propertyBag.length > MAX_TELEMETRY_BYTES) {
-      return Promise.reject(new TelemetryTooLargeError("a device-to-cloud message may hold at most 256 KB"));
+      return Promise.reject(
+        new TelemetryTooLargeError(`a device-to-cloud message may hold at most ${MAX_TELEMETRY_BYTES / 1024} KB`),
+      );
     }
     const { messageProperties, application, outputName } = parsePropertyBag(message.propertyBag);
     if (outputName !== undefined) application["iothub-outputname"] = outputName;

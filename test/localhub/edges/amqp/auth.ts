@@ -3,11 +3,10 @@
  * them (signature, expiry, audience), and the policy right each link needs. Event Hubs clients write the audience
  * as a URI (`sb://localhost:5671/<hub>/ConsumerGroups/...`), which the IoT Hub token checker does not take.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { HubError, unauthorized } from "../../core/errors";
 import type { HubCore } from "../../core/hub-core";
 import type { Permission } from "../../core/records";
-import { Principal, authenticate, parseSasToken } from "../../core/sas";
+import { Principal, authenticate, covers, parseSasToken, rawSrOf, signatureMatches } from "../../core/sas";
 
 /** What one token grants on a connection: a principal, below a path, until a time. */
 export interface Grant {
@@ -41,10 +40,6 @@ export function scopeOf(text: string, hostName: string): string {
   return path === host ? "" : path.startsWith(host + "/") ? path.slice(host.length + 1) : path;
 }
 
-export function covers(scope: string, path: string): boolean {
-  return scope === "" || path === scope || path.startsWith(scope + "/");
-}
-
 /** The host of a URI-style `sr` (without port), or undefined for the IoT Hub style `host/path`. */
 function uriHost(sr: string): string | undefined {
   return /^[a-z][a-z0-9+.-]*:\/\/([^/:]*)/i.exec(sr)?.[1]?.toLowerCase();
@@ -61,14 +56,8 @@ export function checkToken(core: HubCore, token: string, nowSeconds = Date.now()
   if (parsed.se < nowSeconds) throw unauthorized("The SharedAccessSignature has expired");
   if (host !== core.hostName.toLowerCase()) throw unauthorized(`The token is for '${host}', not for this hub`);
   const policy = parsed.skn ? core.policies.find(parsed.skn) : undefined;
-  const rawSr = /(?:^|[\s&])sr=([^&]*)/.exec(token)?.[1] ?? parsed.sr;
-  const given = Buffer.from(parsed.sig, "base64");
-  const matches = [policy?.primaryKey, policy?.secondaryKey].some((key) => {
-    if (!key) return false;
-    // Event Hubs signs with the key's text as it is, where IoT Hub first decodes it from base64.
-    const expected = createHmac("sha256", Buffer.from(key, "utf8")).update(`${rawSr}\n${parsed.se}`).digest();
-    return expected.length === given.length && timingSafeEqual(expected, given);
-  });
+  // Event Hubs signs with the key's text as it is, where IoT Hub first decodes it from base64.
+  const matches = signatureMatches(parsed, rawSrOf(token, parsed), [policy?.primaryKey, policy?.secondaryKey], "utf8");
   if (!policy || !matches) throw unauthorized(`The signature does not match the key of policy '${parsed.skn ?? ""}'`);
   const scope = addressPath(parsed.sr);
   return {

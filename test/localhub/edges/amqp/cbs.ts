@@ -4,7 +4,8 @@
  */
 import type { Connection, EventContext, Message } from "rhea";
 import { HubError } from "../../core/errors";
-import { checkToken, covers, scopeOf } from "./auth";
+import { covers } from "../../core/sas";
+import { checkToken, scopeOf } from "./auth";
 import type { LinkContext, LinkHandler } from "./server";
 
 /** Sends a request node's answer on the link the client named in reply_to (or any link reading from `node`). */

@@ -5,7 +5,8 @@
  */
 import type { EventContext, Message } from "rhea";
 import { uuid_to_string } from "rhea";
-import { HubError, badRequest } from "../../core/errors";
+import { badRequest } from "../../core/errors";
+import { cloudToDeviceTooLarge } from "../../core/cloud-to-device";
 import type { CloudToDeviceInput } from "../../core/cloud-to-device";
 import { conditionOf } from "./conditions";
 import { OVERSIZED } from "./server";
@@ -64,7 +65,7 @@ export function deviceboundReceiver(context: LinkContext): LinkHandler {
       let deviceId = "?";
       (async () => {
         if (event.message!.application_properties?.[OVERSIZED]) {
-          throw new HubError(413, "RequestEntityTooLarge", "A cloud-to-device message may hold at most 64 KB");
+          throw cloudToDeviceTooLarge();
         }
         deviceId = deviceOf(event.message!);
         // A token may have expired since the link opened: the hub checks at every send.

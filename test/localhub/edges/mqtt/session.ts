@@ -6,6 +6,7 @@ import type { X509Certificate } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import * as mqtt from "mqtt-packet";
+import { MAX_TELEMETRY_BYTES } from "../../core/telemetry";
 import type { MqttEdge } from "./broker";
 import { onCloudToDevicePuback } from "./cloud-to-device";
 import { onConnect } from "./connect";
@@ -21,7 +22,7 @@ export const LIMITS = {
   /** Largest packet before authentication: a CONNECT with a SAS token is well under 2 KB. */
   maxPacketBeforeConnectBytes: 16 * 1024,
   /** Largest packet after authentication: the hub's 256 KB message limit plus room for topic and properties. */
-  maxPacketBytes: 256 * 1024 + 16 * 1024,
+  maxPacketBytes: MAX_TELEMETRY_BYTES + 16 * 1024,
   /** Bytes queued for a client that does not read; past this it is disconnected, not buffered without end. */
   maxSendBufferBytes: 4 * 1024 * 1024,
 };

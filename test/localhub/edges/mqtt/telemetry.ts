@@ -1,16 +1,14 @@
 /**
  * Device-to-cloud messages: stored in the event log (Event Hubs-compatible endpoint), then acknowledged (QoS 1).
- * The hub's message size limit is 256 KB, properties included.
+ * The size limit is the core's MAX_TELEMETRY_BYTES (256 KB, properties included): checked here before anything else.
  */
 import type { IPublishPacket } from "mqtt-packet";
-import { TelemetryTooLargeError } from "../../core/telemetry";
+import { MAX_TELEMETRY_BYTES, TelemetryTooLargeError } from "../../core/telemetry";
 import type { Session } from "./session";
-
-export const MAX_MESSAGE_BYTES = 256 * 1024;
 
 export async function onTelemetry(session: Session, packet: IPublishPacket): Promise<void> {
   const size = packet.payload.length;
-  if (size > MAX_MESSAGE_BYTES) return session.close(`message larger than ${MAX_MESSAGE_BYTES} bytes`);
+  if (size > MAX_TELEMETRY_BYTES) return session.close(`message larger than ${MAX_TELEMETRY_BYTES} bytes`);
   // The topic is devices/{id}[/modules/{mid}]/messages/events/{property bag}/: the bag is one segment ('/' in it is
   // encoded), and the SDK ends the topic with a '/'.
   const propertyBag = packet.topic.split("/")[session.moduleId === undefined ? 4 : 6] ?? "";
