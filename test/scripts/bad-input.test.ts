@@ -3,7 +3,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Hub } from "../localhub/hub";
 import { ROOT } from "../helpers/paths";
-import { killScripts, moduleConnectionString, runScript, scriptEnv, startTestHub, tempDir } from "../helpers/hub";
+import { moduleConnectionString, scriptEnv, startTestHub, tempDir } from "../helpers/hub";
+import { runScript } from "../helpers/scripts";
 
 const SCRIPTS = [
   "CreateModule.ts",
@@ -22,7 +23,6 @@ beforeAll(async () => {
   moduleString = moduleConnectionString(hub, "myFirstDevice", "myFirstModule");
   deviceString = moduleConnectionString(hub, "myFirstDevice");
 });
-afterEach(() => killScripts());
 afterAll(() => hub.stop());
 
 /** Runs a script and checks the shape every failure must have; returns its one line. */
