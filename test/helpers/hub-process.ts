@@ -1,7 +1,7 @@
 /** `npm run hub`'s program as its own process, for tests of the CLI and of kill -9. */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { setPortMap } from "../localhub/port-redirect.cjs";
+import { setPortMap } from "../localhub";
 import { copyTestCertificates } from "./hub";
 import { NODE_WITH_TSX, ROOT } from "./paths";
 import { ProcessRun, StartOptions, startProcess } from "./processes";

@@ -3,10 +3,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
-import { createSasToken } from "../localhub/core/sas";
-import { Hub, HubOptions, startHub } from "../localhub/hub";
-import { redirectEnv } from "../localhub/client-setup";
-import { setPortMap } from "../localhub/port-redirect.cjs";
+import { createSasToken, Hub, HubOptions, redirectEnv, setPortMap, startHub } from "../localhub";
 import { TEST_TLS_DIR } from "./paths";
 
 const TLS_FILES = ["ca.pem", "ca-key.pem", "server.pem", "server-key.pem"];

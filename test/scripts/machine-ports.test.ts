@@ -11,8 +11,7 @@ import { copyTestCertificates, tempDir } from "../helpers/hub";
 import { spawnHubCli } from "../helpers/hub-process";
 import { NODE_WITH_TSX, ROOT } from "../helpers/paths";
 import { StartOptions, runProcess } from "../helpers/processes";
-import { PORT_REDIRECT_PATH as PORT_REDIRECT } from "../localhub/client-setup";
-import { UNPRIVILEGED_HTTPS_PORT, startHub } from "../localhub/hub";
+import { PORT_REDIRECT_PATH as PORT_REDIRECT, startHub } from "../localhub";
 
 function runDemo(options: StartOptions = {}) {
   const [node, ...nodeArgs] = NODE_WITH_TSX;
@@ -43,9 +42,7 @@ function mayBind(port: number): Promise<boolean> {
 /** The HTTPS port the hub binds here by default, and the redirect clients then need (8883 and 5671 need none). */
 let offered: { https: number; portMap: string | undefined };
 beforeAll(async () => {
-  offered = (await mayBind(443))
-    ? { https: 443, portMap: undefined }
-    : { https: UNPRIVILEGED_HTTPS_PORT, portMap: "443=8443" };
+  offered = (await mayBind(443)) ? { https: 443, portMap: undefined } : { https: 8443, portMap: "443=8443" };
 });
 
 it("npm run demo plays every step of the tutorial and ends with the patch received", async () => {
