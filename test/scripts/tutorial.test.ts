@@ -42,6 +42,12 @@ function jsonAfter(text: string, heading: string): any {
   throw new Error(`no JSON after '${heading}' in:\n${text}`);
 }
 
+/** Matches once `heading` and the JSON after it have been printed `times` times, whole (its last brace at column 0). */
+function printed(heading: string, times = 1): RegExp {
+  const block = `${heading.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\n\\{[\\s\\S]*?\\n\\}\\n`;
+  return new RegExp(`(?:${block}[\\s\\S]*){${times}}`);
+}
+
 /** Runs `test` with a receiver started and waiting for patches; stops its process afterwards, passed or failed. */
 async function withReceiver(test: (receiver: ScriptRun) => Promise<void>, connectionString = moduleString) {
   const receiver = startScript(
@@ -96,7 +102,7 @@ it("the receiver prints the current state, then exactly one patch with telemetry
     expect(jsonAfter(update.stdout, "Module twin properties before update:").desired).toEqual(initial);
     const patched = { telemetryInterval: 122, $version: initial.$version + 1 };
     expect(jsonAfter(update.stdout, "Module twin properties after update:").desired).toEqual(patched);
-    await receiver.waitForOutput(/Twin desired properties patch received:/);
+    await receiver.waitForOutput(printed("Twin desired properties patch received:"));
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(count(receiver.stdout, /patch received/)).toBe(1);
     expect(jsonAfter(receiver.stdout, "Twin desired properties patch received:")).toEqual(patched);
@@ -167,7 +173,7 @@ it(
       await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { mode: "eco" } } }, "*");
       const missed = desiredNow();
       release();
-      await receiver.waitForOutput(/Desired properties caught up/);
+      await receiver.waitForOutput(printed(CAUGHT_UP));
       expect(receiver.stdout).toContain("Connected to the hub again; reading the whole twin to catch up...");
       expect(jsonAfter(receiver.stdout, CAUGHT_UP)).toEqual(missed);
       expect(missed).toMatchObject({ telemetryInterval: 300, mode: "eco" });
@@ -181,7 +187,7 @@ it(
       await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { mode: null } } }, "*");
       const afterRestart = desiredNow();
       release();
-      await eventually(() => count(receiver.stdout, /caught up \(/) === 2, "the state after the restart", 20_000);
+      await receiver.waitForOutput(printed(CAUGHT_UP, 2), 20_000);
       expect(jsonAfter(receiver.stdout, CAUGHT_UP)).toEqual(afterRestart);
       expect(afterRestart).not.toHaveProperty("mode");
 
@@ -212,7 +218,7 @@ it("a patch that never reached it while connected is caught up by reading the wh
     session.subscriptions.add(topic);
     // ...so the next one shows a $version gap, and the receiver reads the whole twin instead of printing half a story.
     await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { telemetryInterval: 7 } } }, "*");
-    await receiver.waitForOutput(/Desired properties caught up/);
+    await receiver.waitForOutput(printed(CAUGHT_UP));
     expect(receiver.stdout).toContain("A patch went missing; reading the whole twin to catch up...");
     expect(jsonAfter(receiver.stdout, CAUGHT_UP)).toEqual(desiredNow());
     expect(desiredNow()).toMatchObject({ lost: "on the way", telemetryInterval: 7 });
@@ -239,7 +245,7 @@ it("reads the twin again once subscribed, so a change made while it subscribes i
       async (receiver) => {
         const changed = desiredNow("lateModule");
         expect(jsonAfter(receiver.stdout, "Current desired properties")).toEqual({ $version: changed.$version - 1 });
-        await receiver.waitForOutput(/"setWhileSubscribing": true/);
+        await receiver.waitForOutput(printed(CAUGHT_UP));
         expect(jsonAfter(receiver.stdout, CAUGHT_UP)).toEqual({
           setWhileSubscribing: true,
           $version: changed.$version,
