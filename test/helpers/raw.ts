@@ -270,6 +270,16 @@ export function mqttInMemory(hub: Hub): RawMqtt {
   return new RawMqtt(client, closed);
 }
 
+/** A connection to the hub's AMQP edge itself (`AmqpEdge.acceptStream`), with no socket in between. */
+export function amqpInMemory(hub: Hub): { stream: Duplex; closed: Promise<void> } {
+  const [client, server] = memoryPair();
+  hub.amqp.acceptStream(server, "amqp memory");
+  client.on("error", () => {});
+  client.resume(); // what the hub answers is not read here; it must not hold the stream up either
+  const closed = new Promise<void>((resolve) => (client.once("end", resolve), client.once("close", resolve)));
+  return { stream: client, closed };
+}
+
 export type MqttTransport = "tls" | "websocket" | "memory";
 
 async function mqttOver(hub: Hub, over: MqttTransport): Promise<{ client: RawMqtt; ws?: WebSocket }> {
