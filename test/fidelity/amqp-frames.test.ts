@@ -6,10 +6,10 @@
  * src/amqp_management.c (status-code read with amqpvalue_get_int); IoT Hub's frames traced by uamqp-c in
  * Azure/azure-iot-sdk-c issue 2233 (BEGIN with handle-max, ATTACH with 14 fields and max-message-size 1048576,
  * TRANSFER with 11); pyamqp 5.11 (azure-sdk-for-python sdk/eventhub/azure-eventhub/azure/eventhub/_pyamqp/
- * session.py reads BEGIN's 5th field, link.py ATTACH's 11th to 14th, receiver.py the payload after TRANSFER's 11).
+ * session.py reads BEGIN's 5th field, link.py ATTACH's 11th to 14th and merges the 14th, properties, into its own,
+ * receiver.py takes the payload after TRANSFER's 11).
  */
 import { message as amqpMessage } from "rhea";
-import { HANDLE_MAX, MAX_MESSAGE_SIZE } from "../localhub/edges/amqp/azure-frames";
 import { policyToken } from "../helpers/hub";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 import { RawAmqpClient, Received, messageSections, typedEntries } from "./amqp-raw-client";
@@ -97,7 +97,7 @@ describe("AMQP as Azure writes it", () => {
   it("writes BEGIN with all 8 fields, handle-max among them", async () => {
     const { begin } = await openSession();
     expect(begin.fields).toHaveLength(8);
-    expect(begin.performative.handle_max).toBe(HANDLE_MAX);
+    expect(begin.performative.handle_max).toBe(255); // Event Hubs' handle-max (vcabbage/amqp issue 56)
   });
 
   it("writes ATTACH with all 14 fields: max-message-size 1 MB, and an initial delivery count on the links it sends on", async () => {
@@ -105,10 +105,23 @@ describe("AMQP as Azure writes it", () => {
     const { hubReceiver, hubSender } = await requestLinks("$cbs");
     for (const attach of [hubReceiver, hubSender]) {
       expect(attach.fields).toHaveLength(14);
-      expect(attach.performative.max_message_size).toBe(MAX_MESSAGE_SIZE);
+      expect(attach.performative.max_message_size).toBe(1_048_576);
     }
-    expect(MAX_MESSAGE_SIZE).toBe(1_048_576);
     expect(hubSender.performative.initial_delivery_count).toBe(0);
+  });
+
+  it("answers an ATTACH that carries link properties with a properties map, not null (pyamqp merges it into its own)", async () => {
+    await openSession();
+    client.send("attach", {
+      name: "with-properties",
+      handle: 0,
+      role: true,
+      source: { address: "$cbs" },
+      target: { address: "$cbs-reply" },
+      properties: { "com.microsoft:client-agent": "raw-test" },
+    });
+    const attach = await client.next("attach");
+    expect(attach.fields[13].type.name).toMatch(/^Map/);
   });
 
   it("answers a CBS put-token with status-code as an AMQP int and status-description as a string, in a TRANSFER of 11 fields", async () => {

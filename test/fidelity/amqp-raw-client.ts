@@ -117,8 +117,7 @@ export class RawAmqpClient {
   /** Writes a performative (open, begin, attach, flow, transfer...) with these fields on a channel. */
   send(name: string, fields: Record<string, unknown>, payload?: Buffer, channel = 0): void {
     for (const end of ["source", "target"] as const) {
-      if (name === "attach" && fields[end])
-        fields = { ...fields, [end]: terminus[end](fields[end]).described() };
+      if (name === "attach" && fields[end]) fields = { ...fields, [end]: terminus[end](fields[end]).described() };
     }
     this.socket.write(frames.write_frame(frames.amqp_frame(channel, this.make(name, fields).described(), payload)));
   }

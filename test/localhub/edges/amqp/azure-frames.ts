@@ -11,7 +11,7 @@
  *   <- [DISPOSITION]* {true,0,NULL,true,* {},NULL}
  * Event Hubs answers BEGIN with handle-max 255 (vcabbage/amqp issue 56); the hub takes the smaller.
  */
-import type { Connection, ConnectionOptions, Session } from "rhea";
+import type { Connection, ConnectionOptions, Receiver, Sender, Session } from "rhea";
 
 /** The largest link handle a session may use: Event Hubs' value, and a bound on links per session. */
 export const HANDLE_MAX = 255;
@@ -71,4 +71,13 @@ export function writeFramesInFull(connection: Connection): void {
     };
     return session;
   };
+}
+
+/**
+ * A peer that attaches with link properties gets a map back, never null: pyamqp 5.11 merges the answer into its own
+ * (`properties.update(frame[13])`, link.py) and fails on null. What Event Hubs puts in it is not recorded here.
+ */
+export function answerLinkProperties(link: Sender | Receiver): void {
+  const ends = link as unknown as { remote: { attach?: { properties?: unknown } }; local: { attach: Performative } };
+  if (ends.remote.attach?.properties && ends.local.attach.properties == null) ends.local.attach.properties = {};
 }

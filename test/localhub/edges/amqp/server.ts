@@ -12,7 +12,7 @@ import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
 import type { EventLog } from "../../store/event-log";
 import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, PortError, closeServer, createTlsServer, listen } from "../../listeners";
 import { ConnectionGrants, hubName } from "./auth";
-import { MAX_MESSAGE_SIZE, azureFrameOptions, writeFramesInFull } from "./azure-frames";
+import { MAX_MESSAGE_SIZE, answerLinkProperties, azureFrameOptions, writeFramesInFull } from "./azure-frames";
 import { cbsMechanism, plainMechanism, principalOf } from "./sasl";
 import { routeLink } from "./routes";
 
@@ -258,6 +258,7 @@ export class AmqpEdge {
     const onOpen = (link: Sender | Receiver, role: "sender" | "receiver", context: EventContext) => {
       const state = stateOf(context);
       if (!state) return link.close({ condition: "amqp:internal-error", description: "unknown connection" });
+      answerLinkProperties(link);
       const handler = routeLink({ deps: this.deps, edge: this, state }, link, role);
       if (handler) {
         this.handlers.set(link, handler);
