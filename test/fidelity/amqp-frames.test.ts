@@ -100,6 +100,13 @@ describe("AMQP as Azure writes it", () => {
     expect(begin.performative.handle_max).toBe(255); // Event Hubs' handle-max (vcabbage/amqp issue 56)
   });
 
+  it("closes the connection with framing-error when a link is attached with a handle beyond handle-max", async () => {
+    await openSession();
+    client.send("attach", { name: "too-far", handle: 256, role: true, source: { address: "$cbs" }, target: {} });
+    const close = await client.next("close");
+    expect(close.performative.error).toMatchObject({ condition: "amqp:connection:framing-error" });
+  });
+
   it("writes ATTACH with all 14 fields: max-message-size 1 MB, and an initial delivery count on the links it sends on", async () => {
     await openSession();
     const { hubReceiver, hubSender } = await requestLinks("$cbs");

@@ -81,3 +81,9 @@ export function answerLinkProperties(link: Sender | Receiver): void {
   const ends = link as unknown as { remote: { attach?: { properties?: unknown } }; local: { attach: Performative } };
   if (ends.remote.attach?.properties && ends.local.attach.properties == null) ends.local.attach.properties = {};
 }
+
+/** The handle a peer attached a link with, when it is beyond the handle-max the hub announced in BEGIN. */
+export function handleBeyondMax(link: Sender | Receiver): number | undefined {
+  const handle = (link as unknown as { remote: { attach?: { handle?: number } } }).remote.attach?.handle;
+  return handle !== undefined && handle > HANDLE_MAX ? handle : undefined;
+}

@@ -12,7 +12,14 @@ import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
 import type { EventLog } from "../../store/event-log";
 import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, PortError, closeServer, createTlsServer, listen } from "../../listeners";
 import { ConnectionGrants, hubName } from "./auth";
-import { MAX_MESSAGE_SIZE, answerLinkProperties, azureFrameOptions, writeFramesInFull } from "./azure-frames";
+import {
+  HANDLE_MAX,
+  MAX_MESSAGE_SIZE,
+  answerLinkProperties,
+  azureFrameOptions,
+  handleBeyondMax,
+  writeFramesInFull,
+} from "./azure-frames";
 import { cbsMechanism, plainMechanism, principalOf } from "./sasl";
 import { routeLink } from "./routes";
 
@@ -258,6 +265,13 @@ export class AmqpEdge {
     const onOpen = (link: Sender | Receiver, role: "sender" | "receiver", context: EventContext) => {
       const state = stateOf(context);
       if (!state) return link.close({ condition: "amqp:internal-error", description: "unknown connection" });
+      const beyond = handleBeyondMax(link);
+      if (beyond !== undefined) {
+        // AMQP 1.0 section 2.7.2: a handle beyond handle-max closes the connection with framing-error.
+        const description = `link handle ${beyond} is beyond the handle-max ${HANDLE_MAX} announced in BEGIN`;
+        this.log(`AMQP dropped ${state.label}: ${description}`);
+        return context.connection.close({ condition: "amqp:connection:framing-error", description });
+      }
       answerLinkProperties(link);
       const handler = routeLink({ deps: this.deps, edge: this, state }, link, role);
       if (handler) {
