@@ -28,7 +28,7 @@ const STRING_TYPES = ["Str8", "Str32"];
 
 /** SASL MSSBCBS, OPEN and BEGIN, as uamqp's CBS login starts a connection. */
 async function openSession(): Promise<{ mechanisms: string[]; begin: Received }> {
-  client = await RawAmqpClient.connect(running.messaging.amqp.port);
+  client = await RawAmqpClient.connect(running.hub.amqp.port);
   client.sasl("MSSBCBS");
   const offered = await client.next("sasl_mechanisms");
   const outcome = await client.next("sasl_outcome");
@@ -189,7 +189,7 @@ describe("AMQP as Azure writes it", () => {
       reply_to: "$management-reply",
       application_properties: {
         operation: "READ",
-        name: running.messaging.amqp.entityName,
+        name: running.hub.amqp.entityName,
         type: "com.microsoft:eventhub",
       },
     });
@@ -199,7 +199,7 @@ describe("AMQP as Azure writes it", () => {
     const status = typedEntries(sections.get(0x74)!).get("status-code")!;
     expect([status.value, INT_TYPES.includes(status.type.name)]).toEqual([200, true]);
     const body = typedEntries(sections.get(0x77)!);
-    expect(body.get("partition_count")).toMatchObject({ value: running.messaging.events.partitions.length });
+    expect(body.get("partition_count")).toMatchObject({ value: running.hub.core.telemetry.partitionCount });
     expect(INT_TYPES).toContain(body.get("partition_count")!.type.name);
   });
 });

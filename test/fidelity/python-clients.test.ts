@@ -66,9 +66,11 @@ function eventHubToken(resource: string, policyName: string): string {
 
 /** Every event the hub keeps now, over all partitions (the tests of this file share one hub). */
 function eventsInHub(): number {
-  return running.messaging.events.partitions
-    .map((partition) => partition.info())
-    .reduce((sum, info) => sum + (info.isEmpty ? 0 : info.lastSequenceNumber - info.beginSequenceNumber + 1), 0);
+  const { telemetry } = running.hub.core;
+  return Array.from({ length: telemetry.partitionCount }, (_, id) => telemetry.partitionInfo(id)!).reduce(
+    (sum, info) => sum + (info.isEmpty ? 0 : info.lastSequenceNumber - info.beginSequenceNumber + 1),
+    0,
+  );
 }
 
 let running: MessagingHub;
@@ -103,7 +105,7 @@ describe("Python clients", () => {
       const { received } = await openDevice("py-c2d");
       const { code, stdout, stderr } = await runPython("uamqp_send_c2d.py", [
         running.hub.hostName,
-        String(running.messaging.amqp.port),
+        String(running.hub.amqp.port),
         policyToken(running.hub, "service"),
         running.hub.caPath,
         "py-c2d",
@@ -124,15 +126,18 @@ describe("Python clients", () => {
       await client.sendEvent(new Message("monitored 1"));
       await client.sendEvent(new Message("monitored 2"));
       // One device's events go to one partition: the one that has events now.
-      const partition = running.messaging.events.partitions.find((p) => !p.info().isEmpty)!;
-      const { entityName } = running.messaging.amqp;
+      const { telemetry } = running.hub.core;
+      const partition = Array.from({ length: telemetry.partitionCount }, (_, id) => id).find(
+        (id) => !telemetry.partitionInfo(id)!.isEmpty,
+      )!;
+      const { entityName } = running.hub.amqp;
       const { code, stdout, stderr } = await runPython("uamqp_read_events.py", [
         running.hub.hostName,
-        String(running.messaging.amqp.port),
+        String(running.hub.amqp.port),
         entityName,
         eventHubToken(`sb://${running.hub.hostName}/${entityName}`, "service"),
         running.hub.caPath,
-        String(partition.id),
+        String(partition),
         "2",
       ]);
       expect({ code, stderr: stderr.slice(0, 2000) }).toMatchObject({ code: 0 });
@@ -154,10 +159,10 @@ describe("Python clients", () => {
       const { client } = await openDevice("py-telemetry");
       await client.sendEvent(new Message("reading 1"));
       await client.sendEvent(new Message("reading 2"));
-      const amqpPort = running.messaging.amqp.port;
+      const amqpPort = running.hub.amqp.port;
       const { code, stdout, stderr } = await runPython(
         "pyamqp_read_events.py",
-        [running.messaging.eventHubConnectionString("service"), running.hub.caPath, String(eventsInHub())],
+        [running.hub.eventHubConnectionString("service"), running.hub.caPath, String(eventsInHub())],
         { LOCALHUB_PORT_MAP: `5671=${amqpPort}` },
       );
       expect({ code, stderr: stderr.slice(0, 2000) }).toMatchObject({ code: 0 });
@@ -165,7 +170,9 @@ describe("Python clients", () => {
         .trim()
         .split("\n")
         .map((line) => JSON.parse(line) as Record<string, unknown>);
-      expect(lines[0]).toEqual({ partition_ids: running.messaging.events.partitions.map((p) => String(p.id)) });
+      expect(lines[0]).toEqual({
+        partition_ids: Array.from({ length: running.hub.core.telemetry.partitionCount }, (_, id) => String(id)),
+      });
       const events = lines.slice(1).filter((event) => event.device === "py-telemetry");
       expect(events.map((event) => event.body).sort()).toEqual(["reading 1", "reading 2"]);
     },
