@@ -3,13 +3,11 @@
  * twins with their etag, direct methods, the C2D queue, faults). No rule of the hub lives here.
  */
 import { randomUUID } from "node:crypto";
-import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
 import { HubError, badRequest } from "../../core/errors";
 import type { Faults } from "../../core/faults";
 import type { HubCore } from "../../core/hub-core";
 import { identityKey } from "../../core/records";
 import type { Json } from "../../core/twin-document";
-import type { EventLog } from "../../store/event-log";
 import { applyFault, faultJson, isFaultAction } from "../admin/fault-actions";
 import { recentTelemetry } from "./telemetry-feed";
 
@@ -18,8 +16,6 @@ export const MAX_LISTED_IDENTITIES = 1000;
 
 export interface PortalContext {
   core: HubCore;
-  cloudToDevice: CloudToDeviceQueue;
-  events: EventLog;
   faults: Faults;
 }
 
@@ -96,7 +92,8 @@ export function connectionStrings(core: HubCore, deviceId: string, moduleId: str
 
 /** Runs one API call; undefined for a path the API does not have. */
 export async function runApi(context: PortalContext, request: ApiRequest): Promise<unknown> {
-  const { core, cloudToDevice, events, faults } = context;
+  const { core, faults } = context;
+  const { cloudToDevice, telemetry } = core;
   const { method, segments, query } = request;
   const body = asObject(request.body);
   const route = `${method} ${segments.join("/")}`;
@@ -161,7 +158,7 @@ export async function runApi(context: PortalContext, request: ApiRequest): Promi
     } as unknown as Json;
     return core.methods.invoke(id, mid, call);
   }
-  if (route === "GET telemetry") return { messages: recentTelemetry(events, target(query).deviceId) };
+  if (route === "GET telemetry") return { messages: recentTelemetry(telemetry, target(query).deviceId) };
   if (route === "GET faults") return { faults: faults.list().map((state) => faultJson(state)) };
   if (route === "POST faults") {
     const id = text(body, "deviceId");

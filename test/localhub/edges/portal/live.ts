@@ -60,7 +60,7 @@ export class LiveFeed {
     if (this.clients.size === 1) this.start();
     this.refresh(client);
     if (client.deviceId) {
-      this.send(client, "telemetry-history", recentTelemetry(this.context.events, client.deviceId));
+      this.send(client, "telemetry-history", recentTelemetry(this.context.core.telemetry, client.deviceId));
     }
   }
 
@@ -74,13 +74,13 @@ export class LiveFeed {
   private start(): void {
     this.timer = setInterval(() => this.clients.forEach((c) => this.refresh(c)), WATCH_INTERVAL_MS);
     this.heartbeat = setInterval(() => this.clients.forEach((c) => this.write(c, ": heartbeat\n\n")), HEARTBEAT_MS);
-    this.unfollow = followTelemetry(this.context.events, (event) => {
+    this.unfollow = followTelemetry(this.context.core.telemetry, (event) => {
       for (const client of this.clients) {
         if (client.deviceId && isFromDevice(event, client.deviceId))
           this.send(client, "telemetry", telemetryView(event));
       }
     });
-    this.context.cloudToDevice.on("settled", this.onSettled);
+    this.context.core.cloudToDevice.on("settled", this.onSettled);
   }
 
   private detach(client: Client): void {
@@ -88,7 +88,7 @@ export class LiveFeed {
     clearInterval(this.timer);
     clearInterval(this.heartbeat);
     this.unfollow?.();
-    this.context.cloudToDevice.off("settled", this.onSettled);
+    this.context.core.cloudToDevice.off("settled", this.onSettled);
   }
 
   /** Sends what changed since the client's last copy. */

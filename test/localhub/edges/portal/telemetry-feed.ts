@@ -1,13 +1,12 @@
 /**
- * Telemetry for the portal: one device's recent device-to-cloud messages, newest first, and each new one as the
- * event log makes it durable. It reads through the log's own interface (partitions, sequence numbers, 'appended').
+ * Telemetry for the portal: one device's recent device-to-cloud messages, newest first, and each new one once it is
+ * durable. It reads through the core's telemetry interface (partition readers from a position, 'appended').
  */
-import type { EventLog, LoggedEvent } from "../../store/event-log";
-import { partitionOf } from "../../store/event-log";
+import type { LoggedEvent, Telemetry } from "../../core/telemetry";
 
 /** Messages a device's history shows. */
 export const TELEMETRY_HISTORY = 50;
-/** How far back a history looks in the device's partition, so a busy log cannot make one request slow. */
+/** How far back a history looks (over all partitions), so a busy log cannot make one request slow. */
 export const MAX_SCANNED_EVENTS = 5000;
 /** Bytes of a body the portal shows; the rest is cut (the message itself is untouched). */
 export const MAX_BODY_PREVIEW_BYTES = 4096;
@@ -50,30 +49,26 @@ export function telemetryView(event: LoggedEvent): TelemetryView {
 const deviceOf = (event: LoggedEvent) => (event.annotations as Record<string, unknown>)["iothub-connection-device-id"];
 
 /** The device's latest messages, newest first. */
-export function recentTelemetry(log: EventLog, deviceId: string): TelemetryView[] {
-  const partition = log.partitions[partitionOf(deviceId, log.partitions.length)];
-  const begin = partition.info().beginSequenceNumber;
-  const found: TelemetryView[] = [];
-  const stop = Math.max(begin, partition.endSequence - MAX_SCANNED_EVENTS);
-  for (let seq = partition.endSequence - 1; seq >= stop && found.length < TELEMETRY_HISTORY; seq--) {
-    const event = partition.event(seq);
-    if (event && deviceOf(event) === deviceId) found.push(telemetryView(event));
+export function recentTelemetry(telemetry: Telemetry, deviceId: string): TelemetryView[] {
+  const found: LoggedEvent[] = [];
+  const perPartition = Math.ceil(MAX_SCANNED_EVENTS / telemetry.partitionCount);
+  for (let id = 0; id < telemetry.partitionCount; id++) {
+    const info = telemetry.partitionInfo(id)!;
+    const start = Math.max(info.beginSequenceNumber, info.lastSequenceNumber + 1 - perPartition);
+    const reader = telemetry.reader(id, { from: "sequenceNumber", value: start, inclusive: true });
+    for (let event = reader.read(); event; event = reader.read()) if (isFromDevice(event, deviceId)) found.push(event);
   }
-  return found;
+  found.sort((a, b) => b.enqueuedTimeMs - a.enqueuedTimeMs || b.sequenceNumber - a.sequenceNumber);
+  return found.slice(0, TELEMETRY_HISTORY).map(telemetryView);
 }
 
 /** Calls `onEvent` for each event that becomes durable from now on, until the returned function is called. */
-export function followTelemetry(log: EventLog, onEvent: (event: LoggedEvent) => void): () => void {
-  const cursors = log.partitions.map((p) => p.endSequence);
-  const onAppended = (id: number) => {
-    const partition = log.partitions[id];
-    while (cursors[id] < partition.endSequence) {
-      const event = partition.event(cursors[id]++);
-      if (event) onEvent(event);
-    }
-  };
-  log.on("appended", onAppended);
-  return () => log.off("appended", onAppended);
+export function followTelemetry(telemetry: Telemetry, onEvent: (event: LoggedEvent) => void): () => void {
+  const readers = Array.from({ length: telemetry.partitionCount }, (_, id) => telemetry.reader(id, { from: "latest" }));
+  return telemetry.onAppended((id) => {
+    const reader = readers[id];
+    for (let event = reader?.read(); event; event = reader.read()) onEvent(event);
+  });
 }
 
 export function isFromDevice(event: LoggedEvent, deviceId: string): boolean {
