@@ -146,6 +146,9 @@ it("the update script retries when the twin changes between its read and its pat
   }
 });
 
+/** Resolves once the hub has announced the changes made so far: it does so just after each call has answered. */
+const announced = () => new Promise((resolve) => setImmediate(resolve));
+
 /** Keeps new MQTT connections waiting until the returned function is called: the module stays away meanwhile. */
 function holdConnections(): () => void {
   const mqtt = hub.mqtt;
@@ -171,6 +174,7 @@ it(
       hub.mqtt.closeAll();
       await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { telemetryInterval: 300 } } }, "*");
       await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { mode: "eco" } } }, "*");
+      await announced();
       const missed = desiredNow();
       release();
       await receiver.waitForOutput(printed(CAUGHT_UP));
@@ -185,6 +189,7 @@ it(
       hub = await startTestHub(dataDir, { httpsPort: ports.https, mqttPort: ports.mqtt, amqpPort: ports.amqp });
       release = holdConnections();
       await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { mode: null } } }, "*");
+      await announced();
       const afterRestart = desiredNow();
       release();
       await receiver.waitForOutput(printed(CAUGHT_UP, 2), 20_000);
@@ -215,6 +220,7 @@ it("a patch that never reached it while connected is caught up by reading the wh
     // One notification is lost on the way (the hub sends them at most once, QoS 0)...
     session.subscriptions.delete(topic);
     await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { lost: "on the way" } } }, "*");
+    await announced();
     session.subscriptions.add(topic);
     // ...so the next one shows a $version gap, and the receiver reads the whole twin instead of printing half a story.
     await hub.core.twins.patch(DEVICE, MODULE, { properties: { desired: { telemetryInterval: 7 } } }, "*");
