@@ -2,8 +2,7 @@
  * The fields of a device or module that a PUT may set, checked as the real hub checks them: the identity id, how it
  * authenticates (SAS keys, X.509 thumbprints, or a certificate authority), and the IoT Edge scopes of a device.
  */
-// One rule for identity ids in the whole repository: the scripts' config.ts checks them before any network call.
-import { IDENTITY_ID_PATTERN as ID_PATTERN } from "../../../config";
+import { IDENTITY_ID_PATTERN as ID_PATTERN } from "./identity-id";
 import { badRequest } from "./errors";
 import { generateKey } from "./policies";
 import type { Identity } from "./records";
