@@ -32,14 +32,27 @@ function parsePortMap(value: string): Record<number, number> {
 
 /**
  * Starts the CLI on a fresh `dataDir`, with the certificates of `certDir` (those this process trusts), and
- * `--https-port 0 --mqtt-port 0`: the bench needs no privileges and no free port 443, and may run next to other hubs.
+ * `--https-port 0 --mqtt-port 0` (a free AMQP port comes with them): the bench needs no privileges and no free port
+ * 443, and may run next to other hubs. `nodeArgs` go to node itself (a CPU profile, say).
  */
-export async function startBenchHub(dataDir: string, certDir: string): Promise<BenchHub> {
+export async function startBenchHub(dataDir: string, certDir: string, nodeArgs: string[] = []): Promise<BenchHub> {
   fs.mkdirSync(dataDir, { recursive: true });
   for (const file of fs.readdirSync(certDir).filter((name) => name.endsWith(".pem")))
     fs.copyFileSync(path.join(certDir, file), path.join(dataDir, file));
   const cli = path.join(ROOT, "test/localhub/cli.ts");
-  const args = ["--import", TSX_LOADER, cli, "--data", dataDir, "--quiet", "--https-port", "0", "--mqtt-port", "0"];
+  const args = [
+    ...nodeArgs,
+    "--import",
+    TSX_LOADER,
+    cli,
+    "--data",
+    dataDir,
+    "--quiet",
+    "--https-port",
+    "0",
+    "--mqtt-port",
+    "0",
+  ];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   let output = "";
   await new Promise<void>((resolve, reject) => {
@@ -68,47 +81,15 @@ export interface BenchMessagingHub extends BenchHub {
   eventHubConnectionString: string;
 }
 
-/**
- * The hub with its AMQP edge (messaging-hub.ts) as its own process, on free ports that this process reaches as
- * localhost:443, 8883 and 5671.
- */
+/** The same hub, with the Event Hubs-compatible connection string its env file holds, for the messaging parts. */
 export async function startBenchMessagingHub(dataDir: string, certDir: string): Promise<BenchMessagingHub> {
-  fs.mkdirSync(dataDir, { recursive: true });
-  for (const file of fs.readdirSync(certDir).filter((name) => name.endsWith(".pem")))
-    fs.copyFileSync(path.join(certDir, file), path.join(dataDir, file));
   // BENCH_HUB_CPU_PROF=DIR: the hub writes a V8 CPU profile into DIR when it stops (node --cpu-prof).
   const profile = process.env.BENCH_HUB_CPU_PROF
     ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_HUB_CPU_PROF]
     : [];
-  const args = [...profile, "--import", TSX_LOADER, path.join(__dirname, "messaging-hub.ts"), dataDir];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
-  let output = "";
-  const started = await new Promise<{
-    ports: { https: number; mqtt: number; amqp: number };
-    iotHub: string;
-    eventHub: string;
-  }>((resolve, reject) => {
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      const line = output.split("\n").find((l) => l.startsWith("{"));
-      if (line && output.includes("\n")) resolve(JSON.parse(line) as never);
-    });
-    child.once("exit", (code) => reject(new Error(`the messaging hub exited with code ${code}: ${output}`)));
-  });
-  const portMap = { 443: started.ports.https, 8883: started.ports.mqtt, 5671: started.ports.amqp };
-  setPortMap(portMap);
-  const stop = async () => {
-    if (child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    await exited;
-  };
-  return {
-    child,
-    connectionString: started.iotHub,
-    eventHubConnectionString: started.eventHub,
-    portMap,
-    clientEnv: { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS, ...redirectEnv(portMap) },
-    stop,
-  };
+  const hub = await startBenchHub(dataDir, certDir, profile);
+  const env = fs.readFileSync(path.join(dataDir, "env"), "utf8");
+  const eventHubConnectionString = /EVENTHUB_CONNECTION_STRING="([^"]+)"/.exec(env)?.[1];
+  if (!eventHubConnectionString) throw new Error(`no EVENTHUB_CONNECTION_STRING in ${dataDir}/env`);
+  return { ...hub, eventHubConnectionString };
 }

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
-import { createSasToken, Hub, HubOptions, redirectEnv, setPortMap, startHub } from "../localhub";
+import { createSasToken, identityPath, Hub, HubOptions, redirectEnv, setPortMap, startHub } from "../localhub";
 import { TEST_TLS_DIR } from "./paths";
 
 const TLS_FILES = ["ca.pem", "ca-key.pem", "server.pem", "server-key.pem"];
@@ -110,7 +110,7 @@ export function policyToken(hub: Hub, policyName: string, expired = false): stri
 /** A SAS token for a device or module, signed with its own primary key. */
 export function identityToken(hub: Hub, deviceId: string, moduleId?: string): string {
   const identity = hub.core.identities.find(deviceId, moduleId)!;
-  const resource = `${hub.hostName}/devices/${deviceId}${moduleId ? `/modules/${moduleId}` : ""}`;
+  const resource = `${hub.hostName}/${identityPath(deviceId, moduleId)}`;
   return createSasToken(
     resource,
     identity.authentication.symmetricKey.primaryKey!,

@@ -10,7 +10,16 @@ import * as tls from "node:tls";
 import { Duplex, duplexPair } from "node:stream";
 import * as mqtt from "mqtt-packet";
 import WebSocket, { createWebSocketStream } from "ws";
-import { createSasToken, Hub, HubOptions, JournalIo, JournalStore, startHub, type StoredRecord } from "../localhub";
+import {
+  createSasToken,
+  identityPath,
+  Hub,
+  HubOptions,
+  JournalIo,
+  JournalStore,
+  startHub,
+  type StoredRecord,
+} from "../localhub";
 import { copyTestCertificates, tempDir } from "./hub";
 
 export const API = "api-version=2021-04-12";
@@ -87,7 +96,7 @@ export interface Device {
 
 /** Creates a device (or a module on an existing device) through REST, with hub-generated keys; reads it if it exists. */
 export async function createDevice(hub: Hub, deviceId: string, moduleId?: string): Promise<Device> {
-  const path = `/devices/${encodeURIComponent(deviceId)}${moduleId ? `/modules/${encodeURIComponent(moduleId)}` : ""}`;
+  const path = `/${identityPath(encodeURIComponent(deviceId), moduleId === undefined ? undefined : encodeURIComponent(moduleId))}`;
   const body = JSON.stringify(moduleId ? { deviceId, moduleId } : { deviceId });
   let response = await rest(hub, "PUT", path, { token: ownerToken(hub), body });
   // A hub restarted on its old state has the identity already: read its keys instead.
@@ -95,7 +104,7 @@ export async function createDevice(hub: Hub, deviceId: string, moduleId?: string
   if (response.status !== 200) throw new Error(`creating ${path} answered ${response.status}: ${response.body}`);
   const identity = JSON.parse(response.body) as { authentication: { symmetricKey: { primaryKey: string } } };
   const primaryKey = identity.authentication.symmetricKey.primaryKey;
-  const resource = `${hub.hostName}/devices/${deviceId}${moduleId ? `/modules/${moduleId}` : ""}`;
+  const resource = `${hub.hostName}/${identityPath(deviceId, moduleId)}`;
   return { deviceId, moduleId, primaryKey, token: () => createSasToken(resource, primaryKey, inAnHour()) };
 }
 

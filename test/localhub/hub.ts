@@ -29,6 +29,7 @@ import {
   createHttpsServer,
   createTlsServer,
   listen,
+  listenOrFallBack,
 } from "./listeners";
 import { openStores } from "./stores";
 import type { Store } from "./store/store";
@@ -142,7 +143,16 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
       servers.push(httpsServer, mqttServer);
       const host = address.includes(":") ? `[${address}]` : address;
       // Port 0 picks a free port on the first address; the second address uses the same one.
-      if (await listenOrFallBack(httpsServer, ports, options.httpsPort === undefined, address)) {
+      // Without a port asked for, 443 falls back to 8443 where it needs privileges the hub lacks.
+      const fallBack = options.httpsPort === undefined && ports.https === STANDARD_PORTS.https;
+      const https = await listenOrFallBack(
+        httpsServer,
+        ports.https,
+        address,
+        fallBack ? UNPRIVILEGED_HTTPS_PORT : undefined,
+      );
+      ports.https = https.port;
+      if (https.bound) {
         ports.https = (httpsServer.address() as net.AddressInfo).port;
         listening.push(`https://${host}:${ports.https}`);
       }
@@ -255,22 +265,4 @@ function writeEnvFile(envPath: string, lines: string[]): void {
   const tmp = `${envPath}.tmp`;
   fs.writeFileSync(tmp, lines.join("\n") + "\n", { mode: 0o600 });
   fs.renameSync(tmp, envPath);
-}
-
-/** Binds HTTPS on its port, or on the unprivileged one when the default 443 is refused for lack of privileges. */
-async function listenOrFallBack(
-  server: net.Server,
-  ports: { https: number },
-  mayFallBack: boolean,
-  address: string,
-): Promise<boolean> {
-  try {
-    return await listen(server, ports.https, address);
-  } catch (err) {
-    if (!(mayFallBack && err instanceof PortError && err.code === "EACCES" && ports.https === STANDARD_PORTS.https)) {
-      throw err;
-    }
-    ports.https = UNPRIVILEGED_HTTPS_PORT;
-    return listen(server, ports.https, address);
-  }
 }

@@ -20,8 +20,9 @@ export function setPortMap(map: Record<number, number>): void {
   (require("./port-redirect.cjs") as typeof import("./port-redirect.cjs")).setPortMap(map);
 }
 
-// Tokens, as a device or service SDK makes them.
+// Tokens, as a device or service SDK makes them, for `{host}/` + identityPath(device, module).
 export { createSasToken } from "./core/sas";
+export { identityPath } from "./core/records";
 
 // The limits tests trip on purpose.
 export { MAX_MESSAGES_PER_DEVICE } from "./core/cloud-to-device";

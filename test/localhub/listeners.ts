@@ -98,6 +98,24 @@ export function listen(server: net.Server, port: number, address: string): Promi
   });
 }
 
+/**
+ * Binds `port`, or `unprivileged` when `port` is refused for lack of privileges (EACCES: Linux keeps the ports below
+ * 1024 for root) and the caller names one; resolves with the port it tried last and whether it is bound there.
+ */
+export async function listenOrFallBack(
+  server: net.Server,
+  port: number,
+  address: string,
+  unprivileged?: number,
+): Promise<{ bound: boolean; port: number }> {
+  try {
+    return { bound: await listen(server, port, address), port };
+  } catch (err) {
+    if (unprivileged === undefined || !(err instanceof PortError && err.code === "EACCES")) throw err;
+    return { bound: await listen(server, unprivileged, address), port: unprivileged };
+  }
+}
+
 export function closeServer(server: net.Server): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();

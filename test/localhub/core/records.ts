@@ -52,6 +52,10 @@ export const SESSION_PREFIX = "session:";
 export const identityKey = (deviceId: string, moduleId?: string): string =>
   moduleId === undefined ? deviceId : `${deviceId}/${moduleId}`;
 
+/** `devices/{id}` or `devices/{id}/modules/{mid}`: an identity's path in tokens, REST resources and MQTT topics. */
+export const identityPath = (deviceId: string, moduleId?: string): string =>
+  moduleId === undefined ? `devices/${deviceId}` : `devices/${deviceId}/modules/${moduleId}`;
+
 export const identityStoreKey = (deviceId: string, moduleId?: string): string =>
   moduleId === undefined ? `device:${deviceId}` : `module:${deviceId}/${moduleId}`;
 

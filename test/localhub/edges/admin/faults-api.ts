@@ -13,6 +13,7 @@ import type { HubCore } from "../../core/hub-core";
 import { authenticate } from "../../core/sas";
 import { BodyError, readJsonBody } from "./bounded-body";
 import { applyFault, faultJson, isFaultAction } from "./fault-actions";
+import { msSince } from "../timing";
 
 export const ADMIN_PREFIX = "/$localhub/";
 /** A fault's body is a few numbers. */
@@ -60,7 +61,7 @@ export function createAdminHandler(core: HubCore, faults: Faults, log: (line: st
         res.end(hubError.toRestBody(trackingId));
       }
     } finally {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const ms = msSince(started);
       log(`${method} ${rawPath} ${status} ${ms.toFixed(1)}ms`);
     }
   };

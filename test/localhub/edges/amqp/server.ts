@@ -8,7 +8,7 @@ import { Connection, Container, EventContext, Receiver, Sender, create_container
 import { message as amqpMessage } from "rhea";
 import { WebSocket, createWebSocketStream } from "ws";
 import type { HubCore } from "../../core/hub-core";
-import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, PortError, closeServer, createTlsServer, listen } from "../../listeners";
+import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, closeServer, createTlsServer, listenOrFallBack } from "../../listeners";
 import { ConnectionGrants, hubName } from "./auth";
 import {
   HANDLE_MAX,
@@ -166,16 +166,10 @@ export class AmqpEdge {
           this.acceptStream(socket, `amqps ${socket.remoteAddress}:${socket.remotePort}`),
         );
         this.servers.push(server);
-        let bound: boolean;
-        try {
-          bound = await listen(server, port, address);
-        } catch (err) {
-          const privileged = err instanceof PortError && err.code === "EACCES" && port === DEFAULT_AMQPS_PORT;
-          if (!privileged || options.port !== undefined) throw err;
-          port = UNPRIVILEGED_AMQPS_PORT;
-          bound = await listen(server, port, address);
-        }
-        if (!bound) continue;
+        const fallBack = options.port === undefined && port === DEFAULT_AMQPS_PORT;
+        const result = await listenOrFallBack(server, port, address, fallBack ? UNPRIVILEGED_AMQPS_PORT : undefined);
+        port = result.port;
+        if (!result.bound) continue;
         port = (server.address() as net.AddressInfo).port;
         this.listening.push(`amqps://${address.includes(":") ? `[${address}]` : address}:${port}`);
       }

@@ -12,6 +12,7 @@ import { deliverCloudToDevice } from "./cloud-to-device";
 import type { Session } from "./session";
 import { METHODS_FILTER } from "./methods";
 import { ownTopicRoot } from "./topics";
+import { msSince } from "../timing";
 
 // CONNACK return codes of MQTT 3.1.1.
 const UNACCEPTABLE_PROTOCOL = 1;
@@ -23,7 +24,7 @@ const NOT_AUTHORIZED = 5;
 
 function refuse(session: Session, returnCode: number, why: string, started: bigint): void {
   session.send({ cmd: "connack", returnCode, sessionPresent: false });
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const ms = msSince(started);
   const who = session.deviceId ? identityKey(session.deviceId, session.moduleId) : "?";
   session.edge.log(`MQTT CONNECT ${who} ${returnCode} refused (${why}) ${ms.toFixed(1)}ms`);
   session.close(why);
@@ -82,7 +83,7 @@ export function onConnect(session: Session, packet: IConnectPacket): void {
   core.identities.setConnected(deviceId, moduleId, true);
   session.send({ cmd: "connack", returnCode: 0, sessionPresent: saved !== undefined });
   deliverCloudToDevice(session, session.edge.core.cloudToDevice);
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const ms = msSince(started);
   session.edge.log(`MQTT CONNECT ${session.key} 0 accepted over ${session.transport} ${ms.toFixed(1)}ms`);
   // A resumed session may have subscribed to methods before: calls waiting for this identity can go now.
   if (session.subscriptions.has(METHODS_FILTER)) core.methods.available(session.key);

@@ -2,6 +2,7 @@
  * MQTT topic rules of the IoT hub: filter matching, the query part of `$iothub` topics, and which topics an identity
  * may subscribe to (its own twin, methods and message streams only).
  */
+import { identityPath } from "../../core/records";
 
 /** MQTT topic filter matching with `+` and `#`. */
 export function topicMatches(filter: string, topic: string): boolean {
@@ -24,7 +25,7 @@ export function splitTopic(topic: string): { path: string; query: URLSearchParam
 
 /** `devices/{dev}` or `devices/{dev}/modules/{mod}`: the root of an identity's own message topics. */
 export function ownTopicRoot(deviceId: string, moduleId: string | undefined): string {
-  return moduleId === undefined ? `devices/${deviceId}` : `devices/${deviceId}/modules/${moduleId}`;
+  return identityPath(deviceId, moduleId);
 }
 
 /** The topic filters an identity may subscribe to. */

@@ -7,6 +7,7 @@ import { HubError, badRequest } from "../../core/errors";
 import type { DesiredChange } from "../../core/events";
 import type { Json } from "../../core/twin-document";
 import type { Session } from "./session";
+import { msSince } from "../timing";
 
 export async function onTwinRequest(
   session: Session,
@@ -38,7 +39,7 @@ export async function onTwinRequest(
   }
   if (packet.qos === 1) session.send({ cmd: "puback", messageId: packet.messageId });
   session.deliver(topic, body);
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const ms = msSince(started);
   session.edge.log(`MQTT PUBLISH ${session.key} ${path} ${status} ${ms.toFixed(1)}ms`);
 }
 

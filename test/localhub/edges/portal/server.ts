@@ -15,6 +15,7 @@ import { BodyError, readJsonBody } from "../admin/bounded-body";
 import { HealthInfo, isHealthRequest, serveHealth } from "../health";
 import { PortalContext, runApi } from "./api";
 import { LiveFeed } from "./live";
+import { msSince } from "../timing";
 
 /** Where the portal listens unless told otherwise; when it is taken, any free port (the URL printed says which). */
 export const DEFAULT_PORTAL_PORT = 8090;
@@ -186,7 +187,7 @@ export class PortalEdge {
     }
     res.writeHead(status, { ...SECURITY_HEADERS, "Content-Type": "application/json; charset=utf-8" });
     res.end(JSON.stringify(answer));
-    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    const ms = msSince(started);
     this.log(`PORTAL ${method} ${url.pathname} ${status} ${ms.toFixed(1)}ms`);
   }
 

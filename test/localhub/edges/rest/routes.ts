@@ -4,7 +4,7 @@
  */
 import type { HubCore } from "../../core/hub-core";
 import { queryTwins } from "../../core/query/hub-query";
-import type { Permission } from "../../core/records";
+import { identityPath, type Permission } from "../../core/records";
 import type { Json } from "../../core/twin-document";
 
 export interface Request {
@@ -46,8 +46,7 @@ export function route(core: HubCore, method: string, segments: string[]): Route 
   const [collection, deviceId, sub, moduleId, ...rest] = segments;
   const { identities, twins } = core;
   if (rest.length || (sub !== undefined && sub !== "modules")) return undefined;
-  const resource =
-    deviceId === undefined ? "devices" : `devices/${deviceId}${moduleId === undefined ? "" : `/modules/${moduleId}`}`;
+  const resource = deviceId === undefined ? "devices" : identityPath(deviceId, moduleId);
   const make = (needs: Permission[], hasBody: boolean, run: Route["run"]): Route => ({ needs, resource, hasBody, run });
 
   if (collection === "devices" && deviceId === undefined) {
@@ -100,7 +99,7 @@ function methodRoute(core: HubCore, method: string, segments: string[]): Route |
   const target = forModule ? moduleId : undefined;
   return {
     needs: TWIN_WRITE,
-    resource: `devices/${deviceId}${forModule ? `/modules/${moduleId}` : ""}`,
+    resource: identityPath(deviceId, target),
     hasBody: true,
     run: (r) => core.methods.invoke(deviceId, target, r.body),
   };

@@ -11,6 +11,7 @@ import { Principal, authenticate, authorize } from "../../core/sas";
 import { isObject } from "../../core/twin-document";
 import { parseJson, readBody } from "./body";
 import { JsonWithHeaders, route } from "./routes";
+import { msSince } from "../timing";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
@@ -110,7 +111,7 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
         res.end(hubError.toRestBody(trackingId));
       }
     } finally {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const ms = msSince(started);
       log(`${method} ${pathname} ${status} ${ms.toFixed(1)}ms`);
     }
   };
