@@ -87,6 +87,7 @@ export function partitionSender(context: LinkContext, link: Sender, address: str
   let refused = false;
   const pump = () => {
     if (refused || !authorized()) return;
+    state.batchWrites();
     while (link.sendable() && next < partition.endSequence && !state.congested()) {
       const event = partition.event(next);
       if (!event) {

@@ -14,6 +14,7 @@ import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, PortError, closeServer, createTlsSe
 import { ConnectionGrants, hubName } from "./auth";
 import { plainMechanism, principalOf } from "./sasl";
 import { routeLink } from "./routes";
+import { batchWrites } from "../write-batch";
 
 export const DEFAULT_AMQPS_PORT = 5671;
 const MAX_CONNECTIONS = 1024;
@@ -66,6 +67,8 @@ export interface ConnectionState {
   handlers: Set<LinkHandler>;
   /** True while the client has not read what was sent to it: senders wait for 'drain' (they get onSendable). */
   congested(): boolean;
+  /** What is sent until this turn of the event loop ends goes out in one write (write-batch.ts). */
+  batchWrites(): void;
 }
 
 /** What an oversized message becomes: its links see this marker and refuse the delivery (devicebound.ts). */
@@ -207,6 +210,7 @@ export class AmqpEdge {
       grants: new ConnectionGrants(),
       handlers: new Set(),
       congested: () => stream.writableLength > MAX_UNREAD_BYTES,
+      batchWrites: () => batchWrites(stream),
     };
     stream.on("drain", () => state.handlers.forEach((handler) => handler.onSendable?.()));
     this.connections.set(connection, state);
