@@ -72,6 +72,21 @@ export interface PeersFigures {
   aedes: LoadFigures & { name: string };
   mosquitto?: LoadFigures & { name: string };
   rounds: number;
+  /** The hub's figures divided by a peer's of the same round, median over the rounds: the machine's load changes
+   * between rounds more than between the loads of one round. */
+  ratios: {
+    ingestToMosquitto?: number;
+    readBackToMosquittoDelivery?: number;
+    sdkReadBackToMosquittoDelivery?: number;
+    ingestToAedes: number;
+    readBackToAedesDelivery: number;
+    sdkReadBackToAedesDelivery: number;
+  };
+}
+
+/** The median over rounds of hub[i][key] / peer[i][peerKey]. */
+function ratioOf(hub: LoadFigures[], key: keyof LoadFigures, peer: LoadFigures[], peerKey: keyof LoadFigures): number {
+  return round(median(hub.map((h, i) => h[key] / peer[i][peerKey])));
 }
 
 /** Device identities on the hub for the senders, with their keys. */
@@ -126,6 +141,7 @@ export async function measurePeers(hubDir: string, rounds: number, log: (line: s
       log(`  ${peers.map((peer) => `${peer.name} ${last(byPeer.get(peer.name)!)}`).join("; ")}`);
     }
     const hubRaw = medianOf(raw);
+    const aedes = byPeer.get(peers[0].name)!;
     const figures: PeersFigures = {
       hub: {
         ingestPerSec: hubRaw.ingestPerSec,
@@ -133,10 +149,21 @@ export async function measurePeers(hubDir: string, rounds: number, log: (line: s
         sdkReadBackPerSec: medianOf(sdk).deliveredPerSec,
         hubCpuMicrosPerMessage: hubRaw.brokerCpuMicros,
       },
-      aedes: { name: peers[0].name, ...medianOf(byPeer.get(peers[0].name)!) },
+      aedes: { name: peers[0].name, ...medianOf(aedes) },
       rounds,
+      ratios: {
+        ingestToAedes: ratioOf(raw, "ingestPerSec", aedes, "ingestPerSec"),
+        readBackToAedesDelivery: ratioOf(raw, "deliveredPerSec", aedes, "deliveredPerSec"),
+        sdkReadBackToAedesDelivery: ratioOf(sdk, "deliveredPerSec", aedes, "deliveredPerSec"),
+      },
     };
-    if (peers[1]) figures.mosquitto = { name: peers[1].name, ...medianOf(byPeer.get(peers[1].name)!) };
+    if (peers[1]) {
+      const mosquitto = byPeer.get(peers[1].name)!;
+      figures.mosquitto = { name: peers[1].name, ...medianOf(mosquitto) };
+      figures.ratios.ingestToMosquitto = ratioOf(raw, "ingestPerSec", mosquitto, "ingestPerSec");
+      figures.ratios.readBackToMosquittoDelivery = ratioOf(raw, "deliveredPerSec", mosquitto, "deliveredPerSec");
+      figures.ratios.sdkReadBackToMosquittoDelivery = ratioOf(sdk, "deliveredPerSec", mosquitto, "deliveredPerSec");
+    }
     return figures;
   } finally {
     await Promise.all(peers.map((peer) => peer.stop()));
