@@ -20,6 +20,12 @@ export interface BenchHub {
   stop(): Promise<void>;
 }
 
+/** BENCH_HUB_CPU_PROF=DIR: every bench hub writes a V8 CPU profile into DIR when it stops (node --cpu-prof). */
+function cpuProfileArgs(): string[] {
+  const dir = process.env.BENCH_HUB_CPU_PROF;
+  return dir ? ["--cpu-prof", "--cpu-prof-dir", dir] : [];
+}
+
 /** LOCALHUB_PORT_MAP's value (`443=40123,8883=40124`) as a map. */
 function parsePortMap(value: string): Record<number, number> {
   const map: Record<number, number> = {};
@@ -33,26 +39,15 @@ function parsePortMap(value: string): Record<number, number> {
 /**
  * Starts the CLI on a fresh `dataDir`, with the certificates of `certDir` (those this process trusts), and
  * `--https-port 0 --mqtt-port 0` (a free AMQP port comes with them): the bench needs no privileges and no free port
- * 443, and may run next to other hubs. `nodeArgs` go to node itself (a CPU profile, say).
+ * 443, and may run next to other hubs.
  */
-export async function startBenchHub(dataDir: string, certDir: string, nodeArgs: string[] = []): Promise<BenchHub> {
+export async function startBenchHub(dataDir: string, certDir: string): Promise<BenchHub> {
   fs.mkdirSync(dataDir, { recursive: true });
   for (const file of fs.readdirSync(certDir).filter((name) => name.endsWith(".pem")))
     fs.copyFileSync(path.join(certDir, file), path.join(dataDir, file));
   const cli = path.join(ROOT, "test/localhub/cli.ts");
-  const args = [
-    ...nodeArgs,
-    "--import",
-    TSX_LOADER,
-    cli,
-    "--data",
-    dataDir,
-    "--quiet",
-    "--https-port",
-    "0",
-    "--mqtt-port",
-    "0",
-  ];
+  const args = [...cpuProfileArgs(), "--import", TSX_LOADER, cli, "--data", dataDir, "--quiet"];
+  args.push("--https-port", "0", "--mqtt-port", "0");
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   let output = "";
   await new Promise<void>((resolve, reject) => {
@@ -83,11 +78,7 @@ export interface BenchMessagingHub extends BenchHub {
 
 /** The same hub, with the Event Hubs-compatible connection string its env file holds, for the messaging parts. */
 export async function startBenchMessagingHub(dataDir: string, certDir: string): Promise<BenchMessagingHub> {
-  // BENCH_HUB_CPU_PROF=DIR: the hub writes a V8 CPU profile into DIR when it stops (node --cpu-prof).
-  const profile = process.env.BENCH_HUB_CPU_PROF
-    ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_HUB_CPU_PROF]
-    : [];
-  const hub = await startBenchHub(dataDir, certDir, profile);
+  const hub = await startBenchHub(dataDir, certDir);
   const env = fs.readFileSync(path.join(dataDir, "env"), "utf8");
   const eventHubConnectionString = /EVENTHUB_CONNECTION_STRING="([^"]+)"/.exec(env)?.[1];
   if (!eventHubConnectionString) throw new Error(`no EVENTHUB_CONNECTION_STRING in ${dataDir}/env`);
