@@ -57,7 +57,8 @@ export class HubCore {
     // A deleted device's queue goes with it (feedback Purged where asked), as on IoT Hub: a device created again
     // under the same id must not get the old messages.
     this.events.on("revoked", ({ key }) => {
-      if (!key.includes("/") && !this.identities.find(key)) void this.cloudToDevice.purge(key);
+      if (key.includes("/") || this.identities.find(key)) return;
+      this.cloudToDevice.purge(key).catch((err: Error) => log(`C2D purge of ${key} failed: ${err.message}`));
     });
   }
 
