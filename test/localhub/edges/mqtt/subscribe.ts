@@ -19,9 +19,10 @@ export async function onSubscribe(session: Session, packet: ISubscribePacket): P
   session.edge.log(
     `MQTT SUBSCRIBE ${session.key} ${packet.subscriptions.map((s, i) => `${s.topic}=${granted[i]}`).join(" ")}`,
   );
+  // Calls may go from the moment the subscription is taken, as publishes to it may.
+  if (session.subscriptions.has(METHODS_FILTER)) session.edge.core.methods.available(session.key);
   await remember(session);
   session.send({ cmd: "suback", messageId: packet.messageId, granted });
-  if (session.subscriptions.has(METHODS_FILTER)) session.edge.core.methods.available(session.key);
   deliverCloudToDevice(session, session.edge.core.cloudToDevice);
 }
 
