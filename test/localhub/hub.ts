@@ -53,8 +53,11 @@ export interface HubOptions {
   amqpPort?: number;
   /** Partitions (default 2), retention (default one day) and size limit of the telemetry log. */
   eventLog?: EventLogOptions;
-  /** Shorter limits for tests that trip them; the defaults are in listeners.ts and edges/mqtt/session.ts. */
-  limits?: { tlsHandshakeMs?: number; connectTimeoutMs?: number };
+  /**
+   * Shorter limits for tests that trip them; the defaults are in listeners.ts, edges/mqtt/session.ts and
+   * edges/amqp/limits.ts (amqpOpenTimeoutMs: the wait for SASL and OPEN).
+   */
+  limits?: { tlsHandshakeMs?: number; connectTimeoutMs?: number; amqpOpenTimeoutMs?: number };
 }
 
 export interface Hub {
@@ -92,7 +95,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   let edges: { rest: ReturnType<typeof createRestHandler>; mqtt: MqttEdge; websocket: WebSocketEdge } | undefined;
   const servers: net.Server[] = [];
   const listening: string[] = [];
-  const amqp = new AmqpEdge(HOST_NAME, log);
+  const amqp = new AmqpEdge(HOST_NAME, log, { openTimeoutMs: options.limits?.amqpOpenTimeoutMs });
   try {
     for (const address of LOOPBACK) {
       const httpsServer = createHttpsServer(tlsFiles, handshakeMs, log, (req, res) => {
