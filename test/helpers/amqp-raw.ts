@@ -5,7 +5,7 @@
 import type { Duplex } from "node:stream";
 import { createWebSocketStream } from "ws";
 import { EventHubConsumerClient } from "@azure/event-hubs";
-import type { Hub } from "../localhub/hub";
+import type { Hub } from "../localhub";
 import { tlsConnect, webSocket } from "./raw";
 
 export const SASL_HEADER = Buffer.from("AMQP\x03\x01\x00\x00", "latin1");

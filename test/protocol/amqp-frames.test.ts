@@ -4,8 +4,7 @@
  * 512 close that connection with the AMQP error for it, at once. After each, valid AMQP, REST and MQTT clients are
  * still served.
  */
-import { createSasToken } from "../localhub/core/sas";
-import { MAX_FRAME_SIZE } from "../localhub/edges/amqp/limits";
+import { AMQP_LIMITS, createSasToken } from "../localhub";
 import {
   AMQP_HEADER,
   NULLS_ARRAY,
@@ -113,8 +112,10 @@ describe("frames above the 64 KB we announce", () => {
     const big = frame(
       Buffer.concat([described(0x11, list([nul(), uint(0), uint(100), uint(100)])), Buffer.alloc(100 * 1024)]),
     );
-    await expectRefused(client, new RegExp(`a frame of ${big.length} bytes \\(at most ${MAX_FRAME_SIZE}\\)`), () =>
-      client.write(big),
+    await expectRefused(
+      client,
+      new RegExp(`a frame of ${big.length} bytes \\(at most ${AMQP_LIMITS.MAX_FRAME_SIZE}\\)`),
+      () => client.write(big),
     );
     expect(await client.closeCondition()).toBe("amqp:connection:framing-error");
     expect(client.frames.some((f) => f.code === 0x11)).toBe(false); // no BEGIN answered
