@@ -234,7 +234,7 @@ export class AmqpEdge {
     const openTimer = setTimeout(() => {
       this.log(`AMQP dropped ${label}: no SASL and OPEN within ${this.openTimeoutMs} ms`);
       stream.destroy();
-    }, this.openTimeoutMs);
+    }, this.openTimeoutMs).unref();
     this.opening.set(connection, openTimer);
     stream.on("close", () => {
       clearTimeout(openTimer);
