@@ -61,6 +61,8 @@ export const attach = (channel: number, handle: number, address = "$cbs", name =
     ),
     { channel },
   );
+export const detach = (channel: number, handle: number) =>
+  frame(described(0x16, list([uint(handle), bool(true)])), { channel });
 export const transfer = (channel: number, handle: number, deliveryId: number, more: boolean, payload: Buffer) =>
   frame(
     Buffer.concat([
