@@ -165,7 +165,7 @@ export function closedWithin(client: RawAmqp, ms: number): Promise<boolean> {
 
 /** A valid AMQP client is still served: the Event Hubs client authenticates by CBS and reads $management. */
 export async function expectAmqpServed(hub: Hub): Promise<void> {
-  const client = new EventHubConsumerClient("$Default", hub.messaging.eventHubConnectionString(), {
+  const client = new EventHubConsumerClient("$Default", hub.eventHubConnectionString(), {
     retryOptions: { maxRetries: 0, timeoutInMs: 10_000 },
   });
   try {

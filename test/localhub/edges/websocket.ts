@@ -6,9 +6,8 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, createWebSocketStream } from "ws";
+import type { WebSocket } from "ws";
 import type { MqttEdge } from "./mqtt/broker";
-import type { Messaging } from "./amqp/messaging";
-import { MAX_AMQP_WEBSOCKET_MESSAGE } from "./amqp/limits";
 
 /** Larger than any MQTT packet the hub accepts (session.ts); `ws` would otherwise accept 100 MiB. */
 export const MAX_WEBSOCKET_FRAME_BYTES = 512 * 1024;
@@ -20,18 +19,23 @@ export class WebSocketEdge {
     maxPayload: MAX_WEBSOCKET_FRAME_BYTES,
     handleProtocols: (protocols) => (protocols.has("mqtt") ? "mqtt" : false),
   });
-  /** `ws` buffers a whole message before it is read: AMQP's are bounded by the frame size we announce. */
-  private readonly amqpServer = new WebSocketServer({
-    noServer: true,
-    maxPayload: MAX_AMQP_WEBSOCKET_MESSAGE,
-    handleProtocols: (protocols) => (protocols.has("AMQPWSB10") ? "AMQPWSB10" : false),
-  });
+  /** `ws` buffers a whole message before it is read: AMQP's are bounded by the frame size the AMQP edge announces. */
+  private readonly amqpServer: WebSocketServer;
 
   constructor(
     private readonly mqtt: MqttEdge,
     private readonly log: (line: string) => void,
-    private readonly messaging: Messaging,
-  ) {}
+    /** Serves AMQP over an upgraded WebSocket (the AMQP edge's acceptWebSocket). */
+    private readonly acceptAmqp: (ws: WebSocket, remote?: string) => void,
+    /** The largest AMQPWSB10 message (the AMQP edge's MAX_AMQP_WEBSOCKET_MESSAGE). */
+    amqpMaxMessageBytes: number,
+  ) {
+    this.amqpServer = new WebSocketServer({
+      noServer: true,
+      maxPayload: amqpMaxMessageBytes,
+      handleProtocols: (protocols) => (protocols.has("AMQPWSB10") ? "AMQPWSB10" : false),
+    });
+  }
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? "").split("?")[0];
@@ -48,7 +52,7 @@ export class WebSocketEdge {
     const server = !offered.includes("mqtt") && offered.includes("AMQPWSB10") ? this.amqpServer : this.mqttServer;
     server.handleUpgrade(req, socket, head, (ws) => {
       ws.on("error", (err) => this.log(`WebSocket closed: ${err.message}`));
-      if (ws.protocol === "AMQPWSB10") this.messaging.acceptWebSocket(ws, req.socket.remoteAddress);
+      if (ws.protocol === "AMQPWSB10") this.acceptAmqp(ws, req.socket.remoteAddress);
       else this.mqtt.accept(createWebSocketStream(ws), "websocket");
     });
   }

@@ -8,8 +8,6 @@ import { Connection, Container, EventContext, Receiver, Sender, create_container
 import { message as amqpMessage } from "rhea";
 import { WebSocket, createWebSocketStream } from "ws";
 import type { HubCore } from "../../core/hub-core";
-import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
-import type { EventLog } from "../../store/event-log";
 import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, PortError, closeServer, createTlsServer, listen } from "../../listeners";
 import { ConnectionGrants, hubName } from "./auth";
 import { ConnectionRules } from "./connection-rules";
@@ -31,10 +29,9 @@ export const DEFAULT_AMQPS_PORT = 5671;
 /** How long a refused connection's CLOSE frame may take to leave before the socket is destroyed. */
 const CLOSE_GRACE_MS = 1000;
 
+/** The edge serves links from the core alone (its C2D queues and telemetry included), like every other edge. */
 export interface AmqpEdgeDeps {
   core: HubCore;
-  cloudToDevice: CloudToDeviceQueue;
-  events: EventLog;
   log: (line: string) => void;
 }
 
@@ -342,11 +339,6 @@ export class AmqpEdge {
     for (const event of ["connection_error", "session_error", "sender_error", "receiver_error"]) {
       c.on(event, () => {});
     }
-  }
-
-  /** Every connection this edge serves right now. */
-  get connectionCount(): number {
-    return this.connections.size;
   }
 
   async stop(): Promise<void> {
