@@ -11,15 +11,21 @@ export const MAX_FRAME_SIZE = 65_536;
 export const MIN_MAX_FRAME_SIZE = 512;
 /** The channel-max we announce: channels 0-255, so at most 256 sessions on a connection. */
 export const CHANNEL_MAX = 255;
-/** The handle-max we announce in BEGIN: handles 0-63, so at most 64 links on a session. */
-export const HANDLE_MAX = 63;
+/**
+ * The handle-max we announce in BEGIN (azure-frames.ts writes it): Event Hubs' value, so at most 256 links on a
+ * session; a handle above it closes the connection with framing-error (AMQP 1.0 section 2.7.2).
+ */
+export const HANDLE_MAX = 255;
 /** Links attached at once on one connection, over all its sessions. */
 export const MAX_LINKS_PER_CONNECTION = 256;
 /** Compounds, arrays and descriptors nested deeper than this in one value are refused (rhea decodes recursively). */
 export const MAX_NESTING = 32;
 /** A connection must finish SASL and OPEN within this, as MQTT must send CONNECT (edges/mqtt/session.ts). */
 export const OPEN_TIMEOUT_MS = 10_000;
-/** Larger than any message a client may send here (C2D: 64 KB; CBS and management requests: a few KB). */
+/**
+ * The max-message-size every ATTACH announces (1 MB, as IoT Hub and Event Hubs Standard do), and the largest message
+ * the edge gathers: larger than any a client may send here (C2D: 64 KB; CBS and management requests: a few KB).
+ */
 export const MAX_INCOMING_MESSAGE_BYTES = 1024 * 1024;
 /** Messages in progress on one connection, over all its links (each counted up to MAX_INCOMING_MESSAGE_BYTES). */
 export const MAX_GATHERED_BYTES = 4 * MAX_INCOMING_MESSAGE_BYTES;

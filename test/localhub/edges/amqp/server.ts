@@ -10,11 +10,11 @@ import { WebSocket, createWebSocketStream } from "ws";
 import type { HubCore } from "../../core/hub-core";
 import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, PortError, closeServer, createTlsServer, listen } from "../../listeners";
 import { ConnectionGrants, hubName } from "./auth";
+import { answerLinkProperties, azureFrameOptions, writeFramesInFull } from "./azure-frames";
 import { ConnectionRules } from "./connection-rules";
 import { FrameGuard, Refusal, closeFrames } from "./frame-guard";
 import {
   CHANNEL_MAX,
-  HANDLE_MAX,
   IDLE_TIMEOUT_MS,
   MAX_CONNECTIONS,
   MAX_FRAME_SIZE,
@@ -22,7 +22,7 @@ import {
   MAX_UNREAD_BYTES,
   OPEN_TIMEOUT_MS,
 } from "./limits";
-import { plainMechanism, principalOf } from "./sasl";
+import { cbsMechanism, plainMechanism, principalOf } from "./sasl";
 import { routeLink } from "./routes";
 
 export const DEFAULT_AMQPS_PORT = 5671;
@@ -147,9 +147,11 @@ export class AmqpEdge {
     const mechanisms = this.container.sasl_server_mechanisms as {
       enable_anonymous(): void;
       PLAIN?: ReturnType<typeof plainMechanism>;
+      MSSBCBS?: typeof cbsMechanism;
     };
     mechanisms.enable_anonymous();
     mechanisms.PLAIN = plainMechanism(deps.core);
+    mechanisms.MSSBCBS = cbsMechanism;
     this.served = deps;
   }
 
@@ -212,13 +214,16 @@ export class AmqpEdge {
       return;
     }
     stream.on("error", () => {});
+    const azure = azureFrameOptions();
     const connection = this.container.create_connection({
+      ...azure,
       container_id: this.hostName,
       max_frame_size: MAX_FRAME_SIZE,
       channel_max: CHANNEL_MAX,
       idle_time_out: IDLE_TIMEOUT_MS,
-      receiver_options: { autoaccept: false, credit_window: 100 },
+      receiver_options: { ...azure.receiver_options, autoaccept: false, credit_window: 100 },
     } as never);
+    writeFramesInFull(connection);
     const state: ConnectionState = {
       label,
       grants: new ConnectionGrants(),
@@ -298,17 +303,13 @@ export class AmqpEdge {
     const onOpen = (link: Sender | Receiver, role: "sender" | "receiver", context: EventContext) => {
       const state = stateOf(context);
       if (!state) return link.close({ condition: "amqp:internal-error", description: "unknown connection" });
+      answerLinkProperties(link);
       const handler = routeLink({ deps: this.deps, edge: this, state }, link, role);
       if (handler) {
         this.handlers.set(link, handler);
         state.handlers.add(handler);
       }
     };
-    // The handle-max we announce: rhea writes our BEGIN on the next tick, after this.
-    c.on("session_open", (context: EventContext) => {
-      const begin = (context.session as unknown as { local?: { begin?: { handle_max?: number } } }).local?.begin;
-      if (begin) begin.handle_max = HANDLE_MAX;
-    });
     c.on("sender_open", (context: EventContext) => onOpen(context.sender!, "sender", context));
     c.on("receiver_open", (context: EventContext) => onOpen(context.receiver!, "receiver", context));
     c.on("message", (context: EventContext) => this.handlers.get(context.receiver!)?.onMessage?.(context));
