@@ -137,14 +137,18 @@ async function main(): Promise<void> {
       refusal(await (await amqpOverWebSocket(hub.hub)).opened(), [bigBegin(400 * 1024)]),
     );
     await measure(hub, "4. 1,024 TLS connections that send nothing, then a valid client", async () => {
-      const sockets = await Promise.all(Array.from({ length: 1024 }, () => tlsConnect(hub.hub.ports.amqp)));
+      // In batches: 1,024 handshakes at once can overrun the listen backlog on a busy machine.
+      const sockets = [];
+      for (let batch = 0; batch < 16; batch++) {
+        sockets.push(...(await Promise.all(Array.from({ length: 64 }, () => tlsConnect(hub.hub.ports.amqp)))));
+      }
       const started = Date.now();
       await Promise.all(
         sockets.map(
           (socket) => new Promise((resolve) => (socket.on("error", () => {}), socket.once("close", resolve))),
         ),
       );
-      return `all 1,024 closed ${Date.now() - started} ms after the last handshake`;
+      return `all ${sockets.length} closed ${Date.now() - started} ms after the last handshake`;
     });
     await measure(hub, "4. a 4-byte partial protocol header", async () =>
       refusal(await amqpOverTls(hub.hub), [AMQP_HEADER.subarray(0, 4)]),
