@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import { HubError, badRequest } from "../../core/errors";
+import { parseBoundedJson } from "../../core/json-depth";
 import type { Json } from "../../core/twin-document";
 
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -39,9 +40,5 @@ export function parseJson(bytes: Buffer): Json {
     throw badRequest("The request body is not valid UTF-8");
   }
   if (!text.trim()) return {};
-  try {
-    return JSON.parse(text) as Json;
-  } catch {
-    throw badRequest("The request body is not valid JSON");
-  }
+  return parseBoundedJson(text, "The request body");
 }
