@@ -5,8 +5,7 @@
 import { Registry } from "azure-iothub";
 import { Client as DeviceClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import type { Hub } from "../localhub/hub";
-import { setPortMap } from "../localhub/port-redirect.cjs";
+import { type Hub, setPortMap } from "../localhub";
 import { moduleConnectionString } from "./hub";
 
 /** Sends this process's SDK connections (localhost:443/8883/5671) to the hub's ephemeral ports. */

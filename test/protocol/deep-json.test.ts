@@ -5,7 +5,7 @@
  */
 import { Client as ServiceClient } from "azure-iothub";
 import type * as mqtt from "mqtt-packet";
-import { MAX_JSON_DEPTH } from "../localhub/core/json-depth";
+import { MAX_JSON_DEPTH } from "../localhub";
 import { ProtocolHub, connectAs, createDevice, ownerToken, rest, startProtocolHub } from "../helpers/raw";
 import { expectSdkClientsServed, redirectSdks } from "../helpers/sdk-probe";
 
