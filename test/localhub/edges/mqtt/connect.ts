@@ -16,6 +16,8 @@ import { ownTopicRoot } from "./topics";
 // CONNACK return codes of MQTT 3.1.1.
 const UNACCEPTABLE_PROTOCOL = 1;
 const IDENTIFIER_REJECTED = 2;
+/** What IoT Hub answers a device it cannot take now (throttled, unavailable); the SDKs retry it. */
+const SERVER_UNAVAILABLE = 3;
 const BAD_USERNAME_OR_PASSWORD = 4;
 const NOT_AUTHORIZED = 5;
 
@@ -62,6 +64,11 @@ export function onConnect(session: Session, packet: IConnectPacket): void {
     return refuse(session, NOT_AUTHORIZED, err instanceof Error ? err.message : String(err), started);
   }
 
+  const refusedFor = session.edge.faults.refusingFor(identityKey(deviceId, moduleId));
+  if (refusedFor > 0) {
+    return refuse(session, SERVER_UNAVAILABLE, `fault: reconnects refused, ${refusedFor.toFixed(1)} s left`, started);
+  }
+
   session.key = identityKey(deviceId, moduleId);
   session.connected = true;
   // Clean session false (what the Azure SDKs send) resumes the identity's earlier subscriptions: the SDK does not
@@ -74,7 +81,7 @@ export function onConnect(session: Session, packet: IConnectPacket): void {
   session.edge.claim(session.key, session);
   core.identities.setConnected(deviceId, moduleId, true);
   session.send({ cmd: "connack", returnCode: 0, sessionPresent: saved !== undefined });
-  deliverCloudToDevice(session, session.edge.messaging.cloudToDevice);
+  deliverCloudToDevice(session, session.edge.core.cloudToDevice);
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   session.edge.log(`MQTT CONNECT ${session.key} 0 accepted over ${session.transport} ${ms.toFixed(1)}ms`);
   // A resumed session may have subscribed to methods before: calls waiting for this identity can go now.
