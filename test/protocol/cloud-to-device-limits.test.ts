@@ -72,7 +72,7 @@ describe("refused at send, never queued, and the device keeps receiving", () => 
     await client.open();
     const err = await client.send("probe", bad).catch((e: unknown) => e);
     expect((err as Error)?.name).toBe(errorName);
-    expect(hub.hub.messaging.cloudToDevice.pendingFor("probe")).toHaveLength(0);
+    expect(hub.hub.core.cloudToDevice.pendingFor("probe")).toHaveLength(0);
     await client.send("probe", message("after", { messageId: "good" }));
     await eventually(() => received.length === 1, "the good message");
     expect(received[0].messageId).toBe("good");
