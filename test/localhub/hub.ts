@@ -30,6 +30,7 @@ import {
   listen,
 } from "./listeners";
 import { openStores } from "./stores";
+import { ConnectionShedder } from "./fd-pressure";
 import type { Store } from "./store/store";
 
 export { PortError };
@@ -109,6 +110,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     | undefined;
   const servers: net.Server[] = [];
   const listening: string[] = [];
+  const shedder = new ConnectionShedder(log);
   const amqp = new AmqpEdge(HOST_NAME, log);
   /** Set once the hub is ready: until then /health answers 503. */
   let health: HealthInfo | undefined;
@@ -148,6 +150,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     // A caller that asks for a free MQTT port (tests, several hubs at once) gets a free AMQP port too.
     await amqp.listen({ tls: tlsFiles, port: options.amqpPort ?? (options.mqttPort === 0 ? 0 : undefined) });
     listening.push(...amqp.listening);
+    for (const server of servers) shedder.watch(server);
   } catch (err) {
     await Promise.all(servers.map(closeServer));
     await amqp.stop();
@@ -172,6 +175,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   amqp.serve({ core, log });
   const faults = new Faults(log);
   const mqtt = new MqttEdge(core, log, { connectTimeoutMs: options.limits?.connectTimeoutMs }, faults);
+  mqtt.onEstablished = (session) => shedder.established(session.stream);
   const websocket = new WebSocketEdge(mqtt, log, (ws, remote) => amqp.acceptWebSocket(ws, remote));
   edges = {
     rest: createRestHandler(core, log, { oauth: options.oauth }),
