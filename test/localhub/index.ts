@@ -29,6 +29,7 @@ export type { CloudToDeviceMessage } from "./core/cloud-to-device";
 export { MAX_JSON_DEPTH } from "./core/json-depth";
 export { LIMITS as MQTT_LIMITS } from "./edges/mqtt/session";
 export { MAX_WEBSOCKET_FRAME_BYTES } from "./edges/websocket";
+export * as AMQP_LIMITS from "./edges/amqp/limits";
 
 // What the event log keeps (telemetry read back).
 export type { LoggedEvent } from "./store/event-log";
