@@ -94,7 +94,7 @@ describe("X.509 self-signed devices", () => {
       authentication: { type: "selfSigned", x509Thumbprint: { secondaryThumbprint: bySha256.sha256 } },
     });
     const first = await openWithCertificate("x509-sha1", bySha1);
-    expect((await first.getTwin()).properties.desired.$version).toBe(0);
+    expect((await first.getTwin()).properties.desired.$version).toBe(1);
     await openWithCertificate("x509-sha256", bySha256);
     expect((await registry.get("x509-sha256")).responseBody.connectionState).toBe("Connected");
   });
@@ -136,7 +136,7 @@ describe("X.509 CA-signed devices", () => {
 
   it("connect with a certificate for the device signed by a CA in DIR/client-cas", async () => {
     const client = await openWithCertificate("ca-signed", await certificate("ca-signed", trustedCa));
-    expect((await client.getTwin()).properties.reported.$version).toBe(0);
+    expect((await client.getTwin()).properties.reported.$version).toBe(1);
   });
 
   it("are refused with a certificate from another CA, or one that names another device", async () => {

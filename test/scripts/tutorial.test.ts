@@ -81,22 +81,23 @@ it("CreateModule run again keeps the same keys (the 409 path), and --write-env f
 
 it("the receiver prints the current state, then exactly one patch with telemetryInterval 122", async () => {
   const receiver = await startReceiver();
+  // A new twin's desired $version is 1, as on Azure (azure-sdk-for-net SessionRecords ModulesClient_DeviceTwinLifecycle.json).
   expect(jsonAfter(receiver.stdout, "Current desired properties (the whole state, not a patch):")).toEqual({
-    $version: 0,
+    $version: 1,
   });
   const update = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub));
   expect(update.code).toBe(0);
-  expect(jsonAfter(update.stdout, "Module twin properties before update:").desired).toEqual({ $version: 0 });
+  expect(jsonAfter(update.stdout, "Module twin properties before update:").desired).toEqual({ $version: 1 });
   expect(jsonAfter(update.stdout, "Module twin properties after update:").desired).toEqual({
     telemetryInterval: 122,
-    $version: 1,
+    $version: 2,
   });
   await receiver.waitForOutput(/Twin desired properties patch received:/);
   await new Promise((resolve) => setTimeout(resolve, 300));
   expect(count(receiver.stdout, /patch received/)).toBe(1);
   expect(jsonAfter(receiver.stdout, "Twin desired properties patch received:")).toEqual({
     telemetryInterval: 122,
-    $version: 1,
+    $version: 2,
   });
 
   // The receiver reports the value back; the next update run shows it in reported properties.
@@ -104,7 +105,7 @@ it("the receiver prints the current state, then exactly one patch with telemetry
   const next = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub), ["60"]);
   expect(jsonAfter(next.stdout, "Module twin properties before update:").reported).toEqual({
     telemetryInterval: 122,
-    $version: 1,
+    $version: 2,
   });
   expect(jsonAfter(next.stdout, "Module twin properties after update:").desired.telemetryInterval).toBe(60);
   await receiver.waitForOutput(/"telemetryInterval": 60/);
@@ -237,9 +238,9 @@ it("reads the twin again once subscribed, so a change made while it subscribes i
       scriptEnv(hub, { MODULE_CONNECTION_STRING: moduleConnectionString(hub, DEVICE, "lateModule") }),
     );
     await receiver.waitForOutput(/Waiting for desired property patches/);
-    expect(jsonAfter(receiver.stdout, "Current desired properties")).toEqual({ $version: 0 });
+    expect(jsonAfter(receiver.stdout, "Current desired properties")).toEqual({ $version: 1 });
     await receiver.waitForOutput(/"setWhileSubscribing": true/);
-    expect(jsonAfter(receiver.stdout, CAUGHT_UP)).toEqual({ setWhileSubscribing: true, $version: 1 });
+    expect(jsonAfter(receiver.stdout, CAUGHT_UP)).toEqual({ setWhileSubscribing: true, $version: 2 });
   } finally {
     twins.deviceTwin = deviceTwin;
   }

@@ -12,11 +12,10 @@ import type { HubEvents } from "./events";
 import { authenticationOf, checkId, scopesOf } from "./identity-fields";
 import { Identity, StoredRecord, identityKey, identityStoreKey, isIdentityStoreKey } from "./records";
 import type { Sessions } from "./sessions";
-import { JsonObject, isObject, newTwin } from "./twin-document";
+import { JsonObject, NEVER, isObject, newTwin } from "./twin-document";
 import { deviceJson, moduleJson } from "./views";
 
 export const MAX_MODULES_PER_DEVICE = 50;
-const NEVER = "0001-01-01T00:00:00Z";
 
 export class Identities {
   private readonly devices = new Map<string, Identity>();
@@ -36,7 +35,6 @@ export class Identities {
       const identity = record as Identity;
       this.remember(identity);
       etags.atLeast(identity.etag);
-      etags.atLeast(identity.twin.etag);
     }
   }
 
@@ -258,7 +256,7 @@ export class Identities {
       connectionStateUpdatedTime: NEVER,
       lastActivityTime: NEVER,
       authentication: authenticationOf(body),
-      twin: newTwin(this.etags.nextTwinEtag(), now),
+      twin: newTwin(now, moduleId !== undefined),
     };
   }
 

@@ -5,7 +5,7 @@
  */
 import type { Durability } from "./durability";
 import { badRequest, preconditionFailed } from "./errors";
-import { EtagCounter, etagMatches } from "./etags";
+import { etagMatches } from "./etags";
 import type { HubEvents } from "./events";
 import type { Identities } from "./identities";
 import { Identity, identityKey } from "./records";
@@ -13,6 +13,7 @@ import {
   Json,
   JsonObject,
   isObject,
+  nextTwinEtag,
   patchProperties,
   patchTags,
   replaceProperties,
@@ -24,7 +25,6 @@ export class Twins {
   constructor(
     private readonly durability: Durability,
     private readonly identities: Identities,
-    private readonly etags: EtagCounter,
     private readonly events: HubEvents,
   ) {}
 
@@ -118,7 +118,7 @@ export class Twins {
 
   private bumpAndSave(identity: Identity): void {
     identity.twin.version += 1;
-    identity.twin.etag = this.etags.nextTwinEtag();
+    identity.twin.etag = nextTwinEtag(identity.twin.etag);
     this.identities.save(identity);
   }
 
