@@ -30,6 +30,18 @@ export default defineConfig(
     },
   },
   {
+    // The hub's front door: the demo, the bench, the helpers and every test that drives the hub over its protocols
+    // import test/localhub/index.ts only, so the hub's rooms can move without them; unit tests may reach inside.
+    files: ["test/**/*.ts"],
+    ignores: ["test/localhub/**", "test/unit/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ regex: "localhub/.", message: "Import the local hub from its front door, test/localhub." }] },
+      ],
+    },
+  },
+  {
     // CommonJS JavaScript (jest.config.js, port-redirect.cjs): require is its import, and Node its only host.
     files: ["**/*.js", "**/*.cjs"],
     languageOptions: { sourceType: "commonjs", globals: { process: "readonly", console: "readonly" } },

@@ -6,8 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
-import { PORT_REDIRECT_PATH, redirectEnv } from "./localhub/client-setup";
-import { PortError, startHub } from "./localhub/hub";
+import { PORT_REDIRECT_PATH, PortError, redirectEnv, startHub } from "./localhub";
 
 const ROOT = path.resolve(__dirname, "..");
 const TSX = path.join(ROOT, "node_modules", ".bin", process.platform === "win32" ? "tsx.cmd" : "tsx");

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
-import { ensureCertificates } from "./localhub/certs";
+import { ensureCertificates } from "./localhub";
 import { TEST_TLS_DIR } from "./helpers/paths";
 
 /** The counts we print from the summary jest writes with --json --outputFile. */

@@ -13,7 +13,7 @@ import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import { Registry } from "azure-iothub";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
-import { ensureCertificates } from "../localhub/certs";
+import { ensureCertificates } from "../localhub";
 import { BenchHub, TSX_LOADER, startBenchHub, startBenchMessagingHub } from "./hub-process";
 import { methodLatency, patchLatency } from "./latency";
 import { Percentiles, round, sleep } from "./measure";

@@ -5,8 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
-import { redirectEnv } from "../localhub/client-setup";
-import { setPortMap } from "../localhub/port-redirect.cjs";
+import { redirectEnv, setPortMap } from "../localhub";
 
 const ROOT = path.resolve(__dirname, "../..");
 export const TSX_LOADER = require.resolve("tsx");

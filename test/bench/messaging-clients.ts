@@ -7,7 +7,7 @@ import * as tls from "node:tls";
 import * as mqtt from "mqtt";
 import * as mqttPacket from "mqtt-packet";
 import { Connection, EventContext, Message as AmqpMessage, create_container, types } from "rhea";
-import { createSasToken } from "../localhub/core/sas";
+import { createSasToken } from "../localhub";
 
 /** Messages each sender keeps in flight (published, not yet acknowledged). */
 export const WINDOW = 200;

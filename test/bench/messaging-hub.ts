@@ -3,7 +3,7 @@
  * holds the bench's certificates) binds free ports and prints one JSON line with them and the IoT Hub and Event
  * Hubs-compatible connection strings.
  */
-import { startHub } from "../localhub/hub";
+import { startHub } from "../localhub";
 
 async function main(dataDir: string): Promise<void> {
   const hub = await startHub({ dataDir, httpsPort: 0, mqttPort: 0, amqpPort: 0 });

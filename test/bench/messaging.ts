@@ -7,7 +7,7 @@ import { performance } from "node:perf_hooks";
 import { Client as ServiceClient, Registry } from "azure-iothub";
 import { Message } from "azure-iot-device";
 import { EventHubConsumerClient, ReceivedEventData } from "@azure/event-hubs";
-import { setPortMap } from "../localhub/port-redirect.cjs";
+import { setPortMap } from "../localhub";
 import { blast, connectDevice, connectSender, field, openRawReader } from "./messaging-clients";
 
 export interface MessagingBenchOptions {

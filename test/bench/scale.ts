@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { fork } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { Registry } from "azure-iothub";
-import { createSasToken } from "../localhub/core/sas";
+import { createSasToken } from "../localhub";
 import type { FleetMember } from "./fleet";
 import { TSX_LOADER } from "./hub-process";
 import { cpuMs, inParallel, peakRssMb, round, sleep } from "./measure";

@@ -7,7 +7,7 @@ import * as tls from "node:tls";
 import { Client as ServiceClient } from "azure-iothub";
 import { Message } from "azure-iot-device";
 import { EventHubConsumerClient, earliestEventPosition } from "@azure/event-hubs";
-import { createSasToken } from "../localhub/core/sas";
+import { createSasToken } from "../localhub";
 import { eventually } from "../helpers/hub";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 import { readRedirect } from "./redirect-client";

@@ -7,8 +7,7 @@ import { Client as DeviceClient, Message } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
 import * as tls from "node:tls";
 import * as mqttPacket from "mqtt-packet";
-import { createSasToken } from "../localhub/core/sas";
-import { MAX_MESSAGES_PER_DEVICE } from "../localhub/core/cloud-to-device";
+import { createSasToken, MAX_MESSAGES_PER_DEVICE } from "../localhub";
 import { eventually, moduleConnectionString } from "../helpers/hub";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 

@@ -1,6 +1,6 @@
 /** Identity registry over REST, driven by the real azure-iothub Registry. */
 import { Registry } from "azure-iothub";
-import type { Hub } from "../localhub/hub";
+import type { Hub } from "../localhub";
 import { startTestHub } from "../helpers/hub";
 
 let hub: Hub;

@@ -7,7 +7,7 @@ import { Mqtt } from "azure-iot-device-mqtt";
 import { EventHubConsumerClient, ReceivedEventData, earliestEventPosition } from "@azure/event-hubs";
 import { NODE_WITH_TSX } from "../helpers/paths";
 import { eventually, tempDir } from "../helpers/hub";
-import { setPortMap } from "../localhub/port-redirect.cjs";
+import { setPortMap } from "../localhub";
 
 interface Running {
   child: ChildProcess;

@@ -3,9 +3,7 @@
  * reach as localhost:443, 8883 and 5671 through port-redirect.cjs.
  */
 import { startTestHub, tempDir } from "../helpers/hub";
-import type { Hub } from "../localhub/hub";
-import type { Messaging } from "../localhub/edges/amqp/messaging";
-import { setPortMap } from "../localhub/port-redirect.cjs";
+import { setPortMap, type Hub, type Messaging } from "../localhub";
 
 export interface MessagingHub {
   hub: Hub;

@@ -2,7 +2,7 @@
 import { Client as ServiceClient, Registry } from "azure-iothub";
 import { Client as DeviceClient, DeviceMethodRequest, DeviceMethodResponse, ModuleClient } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
-import type { Hub } from "../localhub/hub";
+import type { Hub } from "../localhub";
 import { eventually, moduleConnectionString, startTestHub } from "../helpers/hub";
 
 let hub: Hub;

@@ -5,8 +5,7 @@
 import { Registry } from "azure-iothub";
 import { ModuleClient, Twin } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
-import { setPortMap } from "../localhub/port-redirect.cjs";
-import { Hub, startHub } from "../localhub/hub";
+import { Hub, setPortMap, startHub } from "../localhub";
 import { copyTestCertificates, moduleConnectionString, tempDir } from "../helpers/hub";
 
 let hub: Hub;

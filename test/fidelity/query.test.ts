@@ -2,7 +2,7 @@
 import { Registry } from "azure-iothub";
 import { ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import type { Hub } from "../localhub/hub";
+import type { Hub } from "../localhub";
 import { HeldBackStore } from "../helpers/held-back-store";
 import { moduleConnectionString, policyToken, rawRequest, startTestHub, tempDir } from "../helpers/hub";
 

@@ -3,7 +3,7 @@ import * as tls from "node:tls";
 import * as mqtt from "mqtt";
 import * as mqttPacket from "mqtt-packet";
 import { Registry } from "azure-iothub";
-import type { Hub } from "../localhub/hub";
+import type { Hub } from "../localhub";
 import { identityToken, policyToken, rawRequest, startTestHub, twinOf } from "../helpers/hub";
 
 let hub: Hub;

@@ -3,8 +3,7 @@ import * as mqtt from "mqtt";
 import { Registry } from "azure-iothub";
 import { ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import { createSasToken } from "../localhub/core/sas";
-import type { Hub } from "../localhub/hub";
+import { createSasToken, type Hub } from "../localhub";
 import { eventually, identityToken, policyToken, rawRequest, startTestHub } from "../helpers/hub";
 
 let hub: Hub;

@@ -8,7 +8,7 @@ import {
 import { Client as DeviceClient, Message, ModuleClient } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
 import { eventually, moduleConnectionString } from "../helpers/hub";
-import type { LoggedEvent } from "../localhub/store/event-log";
+import type { LoggedEvent } from "../localhub";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 import { readRedirect } from "./redirect-client";
 

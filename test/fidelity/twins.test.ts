@@ -2,7 +2,7 @@
 import { Registry } from "azure-iothub";
 import { Client, Message, ModuleClient, Twin } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
-import type { Hub } from "../localhub/hub";
+import type { Hub } from "../localhub";
 import { eventually, moduleConnectionString, policyToken, rawRequest, startTestHub, twinOf } from "../helpers/hub";
 
 let hub: Hub;

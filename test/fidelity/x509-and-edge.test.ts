@@ -9,7 +9,7 @@ import { Registry } from "azure-iothub";
 import { Client } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { generate } from "selfsigned";
-import type { Hub } from "../localhub/hub";
+import type { Hub } from "../localhub";
 import { startTestHub, tempDir } from "../helpers/hub";
 
 const EC = { keyType: "ec", curve: "P-256", algorithm: "sha256" } as const;

@@ -3,7 +3,7 @@
  * prove what the hub does when a change cannot be made durable, without mocking anything its clients see.
  */
 import * as fs from "node:fs";
-import { JournalFile, JournalIo, diskIo } from "../localhub/store/journal";
+import { diskIo, type JournalFile, type JournalIo } from "../localhub";
 
 const osError = (code: string) => Object.assign(new Error(`${code}: simulated by the test`), { code });
 

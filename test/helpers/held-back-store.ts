@@ -1,6 +1,5 @@
 /** A store for tests of the order "durable, then announced": writes stay in memory and sync() waits for release(). */
-import type { StoredRecord } from "../localhub/core/records";
-import type { Store } from "../localhub/store/store";
+import type { Store, StoredRecord } from "../localhub";
 
 /** A store in memory whose sync() can be held back, like a disk that takes its time. */
 export class HeldBackStore implements Store<StoredRecord> {

@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ChildProcess, SpawnOptions, spawn } from "node:child_process";
-import { setPortMap } from "../localhub/port-redirect.cjs";
+import { setPortMap } from "../localhub";
 import { copyTestCertificates, eventually } from "./hub";
 import { NODE_WITH_TSX, ROOT } from "./paths";
 

@@ -4,10 +4,7 @@ import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
-import { createSasToken } from "../localhub/core/sas";
-import { Hub, HubOptions, startHub } from "../localhub/hub";
-import { redirectEnv } from "../localhub/client-setup";
-import { setPortMap } from "../localhub/port-redirect.cjs";
+import { createSasToken, Hub, HubOptions, redirectEnv, setPortMap, startHub } from "../localhub";
 import { NODE_WITH_TSX, ROOT, TEST_TLS_DIR } from "./paths";
 
 const TLS_FILES = ["ca.pem", "ca-key.pem", "server.pem", "server-key.pem"];

@@ -9,10 +9,7 @@ import * as tls from "node:tls";
 import type { Duplex } from "node:stream";
 import * as mqtt from "mqtt-packet";
 import WebSocket, { createWebSocketStream } from "ws";
-import { createSasToken } from "../localhub/core/sas";
-import { Hub, HubOptions, startHub } from "../localhub/hub";
-import type { StoredRecord } from "../localhub/core/records";
-import { JournalIo, JournalStore } from "../localhub/store/journal";
+import { createSasToken, Hub, HubOptions, JournalIo, JournalStore, startHub, type StoredRecord } from "../localhub";
 import { copyTestCertificates, tempDir } from "./hub";
 
 export const API = "api-version=2021-04-12";

@@ -15,7 +15,7 @@ import {
   tlsConnect,
   timeout,
 } from "../helpers/raw";
-import { LIMITS } from "../localhub/edges/mqtt/session";
+import { MQTT_LIMITS as LIMITS } from "../localhub";
 
 const MB = 1024 * 1024;
 

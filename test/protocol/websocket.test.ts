@@ -13,7 +13,7 @@ import {
   startProtocolHub,
   webSocket,
 } from "../helpers/raw";
-import { MAX_WEBSOCKET_FRAME_BYTES as FRAME_LIMIT } from "../localhub/edges/websocket";
+import { MAX_WEBSOCKET_FRAME_BYTES as FRAME_LIMIT } from "../localhub";
 
 let hub: ProtocolHub;
 beforeAll(async () => (hub = await startProtocolHub()));

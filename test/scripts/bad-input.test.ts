@@ -1,7 +1,7 @@
 /** Every mistake a newcomer makes gets one clear line, a non-zero exit code, no stack trace and no key. */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Hub } from "../localhub/hub";
+import type { Hub } from "../localhub";
 import { ROOT } from "../helpers/paths";
 import { killScripts, moduleConnectionString, runScript, scriptEnv, startTestHub, tempDir } from "../helpers/hub";
 

@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Hub } from "../localhub/hub";
+import type { Hub } from "../localhub";
 import { eventually, scriptEnv, startTestHub, twinOf } from "../helpers/hub";
 import {
   TUTORIAL_FILES,

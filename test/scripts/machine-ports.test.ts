@@ -8,8 +8,7 @@ import { spawn } from "node:child_process";
 import { copyTestCertificates, tempDir } from "../helpers/hub";
 import { spawnHubCli } from "../helpers/hub-process";
 import { NODE_WITH_TSX, ROOT } from "../helpers/paths";
-import { PORT_REDIRECT_PATH as PORT_REDIRECT } from "../localhub/client-setup";
-import { startHub } from "../localhub/hub";
+import { PORT_REDIRECT_PATH as PORT_REDIRECT, startHub } from "../localhub";
 
 function runDemo(options: { uid?: number; gid?: number; home?: string } = {}) {
   const [node, ...nodeArgs] = NODE_WITH_TSX;

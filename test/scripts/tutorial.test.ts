@@ -1,7 +1,7 @@
 /** The tutorial end to end: the three real scripts as separate processes, against the local hub. */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Hub } from "../localhub/hub";
+import type { Hub } from "../localhub";
 import {
   ScriptRun,
   eventually,

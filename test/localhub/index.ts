@@ -1,0 +1,39 @@
+/**
+ * The local hub's front door: everything the demo, the bench and the tests that drive it with the real SDKs need.
+ * They import this file only; unit tests may reach inside the hub's rooms.
+ */
+
+// Starting and stopping a hub.
+export { PortError, startHub } from "./hub";
+export type { Hub, HubOptions } from "./hub";
+export type { Messaging } from "./edges/amqp/messaging";
+export { ensureCertificates } from "./certs";
+
+// What a client process needs to reach a hub on unprivileged ports.
+export { PORT_REDIRECT_PATH, redirectEnv } from "./client-setup";
+
+/**
+ * Sends this process's connections to localhost on the standard ports to the ones a hub bound instead
+ * (`setPortMap(hub.redirects)`; `{}` stops). port-redirect.cjs patches `net` when it loads, so it loads only here.
+ */
+export function setPortMap(map: Record<number, number>): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, see above
+  (require("./port-redirect.cjs") as typeof import("./port-redirect.cjs")).setPortMap(map);
+}
+
+// Tokens, as a device or service SDK makes them.
+export { createSasToken } from "./core/sas";
+
+// The limits tests trip on purpose.
+export { MAX_MESSAGES_PER_DEVICE } from "./core/cloud-to-device";
+export { LIMITS as MQTT_LIMITS } from "./edges/mqtt/session";
+export { MAX_WEBSOCKET_FRAME_BYTES } from "./edges/websocket";
+
+// What the event log keeps (telemetry read back).
+export type { LoggedEvent } from "./store/event-log";
+
+// A store of the caller's for `HubOptions.store`: a journal on a disk the caller controls, or its own Store.
+export { JournalStore, diskIo } from "./store/journal";
+export type { JournalFile, JournalIo } from "./store/journal";
+export type { Store } from "./store/store";
+export type { StoredRecord } from "./core/records";
