@@ -9,9 +9,7 @@ import * as mqtt from "mqtt-packet";
 import { Registry } from "azure-iothub";
 import { Client, ModuleClient, Twin } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import type { Hub } from "../localhub/hub";
-import type { Identity, StoredRecord } from "../localhub/core/records";
-import { JournalStore } from "../localhub/store/journal";
+import { type Hub, JournalStore, type StoredRecord } from "../localhub";
 import { eventually, moduleConnectionString, startTestHub, tempDir } from "../helpers/hub";
 import { connectAs, createDevice } from "../helpers/raw";
 
@@ -117,7 +115,7 @@ it("a module's first reported patch through the SDK makes reported $version 2", 
 it("a twin stored by an older hub at $version 0 still loads, and its versions grow from there", async () => {
   const dataDir = tempDir();
   // The record an older hub wrote: versions from 0, $lastUpdatedVersion 0, a hub-wide etag, a hex generationId.
-  const legacy: Identity = {
+  const legacy: StoredRecord = {
     deviceId: "old-dev",
     generationId: "3f2c9a7d1e0b4c5a6d",
     etag: "Nw==",
