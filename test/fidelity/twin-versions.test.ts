@@ -155,6 +155,7 @@ it("a twin stored by an older hub at $version 0 still loads, and its versions gr
     const oldRegistry = Registry.fromConnectionString(old.connectionString);
     const before = (await oldRegistry.getTwin("old-dev")).responseBody as any;
     expect(before.properties.desired.$version).toBe(0);
+    expect(before.capabilities).toEqual({ iotEdge: false });
     const after = (await oldRegistry.updateTwin("old-dev", { properties: { desired: { a: 1 } } }, before.etag))
       .responseBody as any;
     expect(after.properties.desired.$version).toBe(1);

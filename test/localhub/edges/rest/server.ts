@@ -7,7 +7,6 @@ import { randomUUID } from "node:crypto";
 import { HubError, badRequest, invalidProtocolVersion } from "../../core/errors";
 import type { HubCore } from "../../core/hub-core";
 import { authenticate, authorize } from "../../core/sas";
-import { isObject } from "../../core/twin-document";
 import { parseJson, readBody } from "./body";
 import { JsonWithHeaders, route } from "./routes";
 
@@ -52,7 +51,9 @@ function parseTarget(target: string | undefined): { pathname: string; segments: 
 export function createRestHandler(core: HubCore, log: (line: string) => void) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = process.hrtime.bigint();
-    const trackingId = randomUUID();
+    // Azure answers every request with x-ms-request-id; error bodies name it again, without dashes.
+    const requestId = randomUUID();
+    const trackingId = requestId.replace(/-/g, "");
     const method = req.method ?? "GET";
     let pathname = (req.url ?? "/").split("?")[0].slice(0, 200);
     let status = 500;
@@ -75,18 +76,12 @@ export function createRestHandler(core: HubCore, log: (line: string) => void) {
       });
       if (answer === undefined) {
         status = 204;
-        res.writeHead(204, { "iothub-tracking-id": trackingId }).end();
+        res.writeHead(204, { "x-ms-request-id": requestId }).end();
         return;
       }
       const { json, headers } = answer instanceof JsonWithHeaders ? answer : { json: answer, headers: {} };
-      const etag = isObject(json) ? json.etag : undefined;
       status = 200;
-      res.writeHead(200, {
-        "Content-Type": JSON_TYPE,
-        "iothub-tracking-id": trackingId,
-        ...(typeof etag === "string" ? { ETag: `"${etag}"` } : {}),
-        ...headers,
-      });
+      res.writeHead(200, { "Content-Type": JSON_TYPE, "x-ms-request-id": requestId, ...headers });
       res.end(JSON.stringify(json));
     } catch (err) {
       const hubError =
@@ -98,7 +93,7 @@ export function createRestHandler(core: HubCore, log: (line: string) => void) {
         res.writeHead(status, {
           "Content-Type": JSON_TYPE,
           "iothub-errorcode": hubError.code,
-          "iothub-tracking-id": trackingId,
+          "x-ms-request-id": requestId,
         });
         res.end(hubError.toRestBody(trackingId));
       }
