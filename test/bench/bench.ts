@@ -1,9 +1,10 @@
 /**
  * @summary `npm run bench`: desired-patch and direct-method latency, a twin query over 10,000 twins, script start-up
- * split into its parts, how far the hub scales, and telemetry and C2D over the AMQP edge. Prints a table; with --json also one JSON object as the last line.
+ * split into its parts, how far the hub scales, telemetry and C2D over the AMQP edge, and one telemetry load against the
+ * hub, aedes and mosquitto (peers). Prints a table and the targets; with --json also one JSON object as the last line.
  *
- * Usage: npm run bench -- [--json] [--patches N] [--calls N] [--twins N] [--modules N] [--runs N]
- *                         [--only latency|methods|query|startup|scale|messaging]
+ * Usage: npm run bench -- [--json] [--patches N] [--calls N] [--twins N] [--modules N] [--runs N] [--rounds N]
+ *                         [--only latency|methods|query|startup|scale|messaging|peers]
  * The hub runs as its own process on ephemeral ports (hub-process.ts): no privileges, no free port 443 needed.
  */
 import * as fs from "node:fs";
@@ -21,11 +22,13 @@ import { measureMessaging } from "./messaging";
 import { QUERY_SQL, measureQuery } from "./query";
 import { measureScale } from "./scale";
 import { measureStartup } from "./startup";
+import { measurePeersPart } from "./peers-report";
+import { evaluateTargets, targetLines } from "./targets";
 
-const PARTS = ["latency", "methods", "query", "startup", "scale", "messaging"];
+const PARTS = ["latency", "methods", "query", "startup", "scale", "messaging", "peers"];
 const MESSAGING_TIMEOUT_MS = 120_000;
 const USAGE =
-  "Usage: npm run bench -- [--json] [--patches N] [--calls N] [--twins N] [--modules N] [--runs N] " +
+  "Usage: npm run bench -- [--json] [--patches N] [--calls N] [--twins N] [--modules N] [--runs N] [--rounds N] " +
   `[--only ${PARTS.join("|")}]`;
 
 function readFlags() {
@@ -39,9 +42,10 @@ function readFlags() {
         only: { type: "string" },
         modules: { type: "string", default: "1000" },
         runs: { type: "string", default: "5" },
+        rounds: { type: "string", default: "3" },
       },
     });
-    const counts = { patches: 0, calls: 0, twins: 0, modules: 0, runs: 0 };
+    const counts = { patches: 0, calls: 0, twins: 0, modules: 0, runs: 0, rounds: 0 };
     for (const name of Object.keys(counts) as (keyof typeof counts)[]) {
       counts[name] = Number(values[name]);
       if (!/^\d+$/.test(values[name]) || counts[name] < 1) throw new Error(`--${name} must be a whole number ≥ 1`);
@@ -194,7 +198,12 @@ async function measureMessagingPart(hubDir: string): Promise<void> {
     );
     log(`   the same to EventHubConsumerClient: p50 ${t.sdkE2eLatencyMs.p50} ms, p99 ${t.sdkE2eLatencyMs.p99} ms`);
     log(`   C2D (Client.send -> device PUBLISH) p50 ${m.c2dLatencyMs.p50} ms, p99 ${m.c2dLatencyMs.p99} ms`);
-    results.telemetry = { msgsPerSec: t.msgsPerSec, e2eLatencyMs: t.e2eLatencyMs, sdkE2eLatencyMs: t.sdkE2eLatencyMs };
+    results.telemetry = {
+      ...(results.telemetry as object),
+      msgsPerSec: t.msgsPerSec,
+      e2eLatencyMs: t.e2eLatencyMs,
+      sdkE2eLatencyMs: t.sdkE2eLatencyMs,
+    };
     results.c2dLatencyMs = m.c2dLatencyMs;
   } finally {
     await hub.stop();
@@ -227,13 +236,21 @@ export async function main(): Promise<void> {
     process.exit(result.status ?? 1);
   }
   const cpus = os.cpus();
+  const loadAverage = os.loadavg().map((n) => round(n));
   log(
-    `Machine: ${cpus.length} x ${cpus[0].model}, ${round(os.totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`,
+    `Machine: ${cpus.length} x ${cpus[0].model}, ${round(os.totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}; load average ${loadAverage.join(" ")} at the start`,
   );
   if (["latency", "methods", "query", "startup"].some(wanted)) await withHub(hubDir, "round-trips", measureRoundTrips);
   if (wanted("scale")) await withHub(hubDir, "scale", measureHubScale);
   if (wanted("messaging")) await measureMessagingPart(hubDir);
-  if (flags.json) console.log(JSON.stringify({ ...results, machine: { cpus: cpus.length, node: process.version } }));
+  if (wanted("peers")) await measurePeersPart(hubDir, flags.rounds, results, log);
+  const targets = evaluateTargets(results);
+  log("Targets (issue 19; peer figures are ratios within this run):");
+  for (const text of targetLines(targets)) log(text);
+  if (flags.json)
+    console.log(
+      JSON.stringify({ ...results, targets, machine: { cpus: cpus.length, node: process.version, loadAverage } }),
+    );
 }
 
 if (require.main === module) {

@@ -76,7 +76,11 @@ export async function startBenchMessagingHub(dataDir: string, certDir: string): 
   fs.mkdirSync(dataDir, { recursive: true });
   for (const file of fs.readdirSync(certDir).filter((name) => name.endsWith(".pem")))
     fs.copyFileSync(path.join(certDir, file), path.join(dataDir, file));
-  const args = ["--import", TSX_LOADER, path.join(__dirname, "messaging-hub.ts"), dataDir];
+  // BENCH_HUB_CPU_PROF=DIR: the hub writes a V8 CPU profile into DIR when it stops (node --cpu-prof).
+  const profile = process.env.BENCH_HUB_CPU_PROF
+    ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_HUB_CPU_PROF]
+    : [];
+  const args = [...profile, "--import", TSX_LOADER, path.join(__dirname, "messaging-hub.ts"), dataDir];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   let output = "";
   const started = await new Promise<{

@@ -2,7 +2,7 @@
  * @summary `npm run hub`: runs the local IoT hub in the foreground until Ctrl-C.
  *
  * Usage: npm run hub -- [--data DIR] [--in-memory] [--quiet] [--https-port N] [--mqtt-port N] [--amqp-port N]
- *        [--partitions N] [--retention-hours H]
+ *        [--partitions N] [--retention-hours H] [--oauth basic]
  */
 import { parseArgs } from "node:util";
 import { PORT_REDIRECT_PATH as REDIRECT_PATH, Shell, clientSetupLines } from "./client-setup";
@@ -10,7 +10,7 @@ import { PortError, startHub } from "./hub";
 
 const USAGE =
   "Usage: npm run hub -- [--data DIR] [--in-memory] [--quiet] [--https-port N] [--mqtt-port N] [--amqp-port N] " +
-  "[--partitions N] [--retention-hours H]";
+  "[--partitions N] [--retention-hours H] [--oauth basic]";
 /** The shells a reader on this platform types in (WSL counts as Linux). */
 const SHELLS: [Shell, string][] =
   process.platform === "win32"
@@ -39,6 +39,7 @@ export async function main(): Promise<void> {
         "amqp-port": { type: "string" },
         partitions: { type: "string", default: "2" },
         "retention-hours": { type: "string", default: "24" },
+        oauth: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -52,6 +53,10 @@ export async function main(): Promise<void> {
   }
 
   const quiet = values.quiet;
+  if (values.oauth !== undefined && values.oauth !== "basic") {
+    console.error(`Error: --oauth takes 'basic' (the only mode), not '${values.oauth}'. ${USAGE}`);
+    process.exit(2);
+  }
   // Event Hubs' own bounds: 1 to 32 partitions, retention from an hour to 7 days.
   const partitions = wholeNumber(values.partitions, "--partitions", 1, 32);
   const retentionHours = wholeNumber(values["retention-hours"], "--retention-hours", 1, 168);
@@ -62,6 +67,7 @@ export async function main(): Promise<void> {
     mqttPort: portOption(values["mqtt-port"], "--mqtt-port"),
     amqpPort: portOption(values["amqp-port"], "--amqp-port"),
     eventLog: { partitions, retentionMs: retentionHours * 3600_000 },
+    oauth: values.oauth === "basic" ? "basic" : undefined,
     log: quiet ? undefined : (line) => console.log(`[hub] ${line}`),
   });
 
@@ -76,6 +82,13 @@ export async function main(): Promise<void> {
   if (Object.keys(hub.redirects).length) {
     const moved = Object.entries(hub.redirects).map(([from, to]) => `${from} on ${to}`);
     console.log(`Serving ${moved.join(" and ")}: clients reach it as usual through ${REDIRECT_PATH}.`);
+  }
+  const https = hub.listening.find((url) => url.startsWith("https://"));
+  if (https) console.log(`Health: ${https}/health (no authentication, for scripts and container checks)`);
+  if (values.oauth) {
+    console.log(
+      "Microsoft Entra ID bearer tokens accepted (--oauth basic: audience and expiry checked, not the signature)",
+    );
   }
   console.log("In each terminal where you run the tutorial scripts, first paste the lines for your shell:");
   const setup = { caPath: hub.caPath, envPath: hub.envPath, portMap: hub.redirects, redirectPath: REDIRECT_PATH };

@@ -13,6 +13,8 @@ import type { StoredRecord } from "./core/records";
 import { MqttEdge } from "./edges/mqtt/broker";
 import { createRestHandler } from "./edges/rest/server";
 import { WebSocketEdge } from "./edges/websocket";
+import { HealthInfo, isHealthRequest, serveHealth } from "./edges/health";
+import type { OAuthMode } from "./core/bearer";
 import { Messaging, startMessaging } from "./edges/amqp/messaging";
 import { AmqpEdge } from "./edges/amqp/server";
 import type { EventLogOptions } from "./store/event-log";
@@ -53,6 +55,8 @@ export interface HubOptions {
   amqpPort?: number;
   /** Partitions (default 2), retention (default one day) and size limit of the telemetry log. */
   eventLog?: EventLogOptions;
+  /** `"basic"`: accept Microsoft Entra ID bearer tokens with IoT Hub's audience that have not expired (core/bearer.ts). */
+  oauth?: OAuthMode;
   /** Shorter limits for tests that trip them; the defaults are in listeners.ts and edges/mqtt/session.ts. */
   limits?: { tlsHandshakeMs?: number; connectTimeoutMs?: number };
 }
@@ -82,6 +86,7 @@ const STANDARD_PORTS = { https: 443, mqtt: 8883, amqp: 5671 };
 export const UNPRIVILEGED_HTTPS_PORT = 8443;
 
 export async function startHub(options: HubOptions = {}): Promise<Hub> {
+  const startedAtMs = Date.now();
   const dataDir = path.resolve(options.dataDir ?? ".localhub");
   const log = options.log ?? (() => {});
   const handshakeMs = options.limits?.tlsHandshakeMs ?? DEFAULT_TLS_HANDSHAKE_MS;
@@ -93,10 +98,13 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const servers: net.Server[] = [];
   const listening: string[] = [];
   const amqp = new AmqpEdge(HOST_NAME, log);
+  /** Set once the hub is ready: until then /health answers 503. */
+  let health: HealthInfo | undefined;
   try {
     for (const address of LOOPBACK) {
       const httpsServer = createHttpsServer(tlsFiles, handshakeMs, log, (req, res) => {
-        if (edges) void edges.rest(req, res);
+        if (isHealthRequest(req)) serveHealth(req, res, health);
+        else if (edges) void edges.rest(req, res);
         else res.writeHead(503).end();
       });
       httpsServer.on("upgrade", (req, socket, head: Buffer) => {
@@ -157,7 +165,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   }
   const mqtt = new MqttEdge(core, log, messaging, { connectTimeoutMs: options.limits?.connectTimeoutMs });
   const websocket = new WebSocketEdge(mqtt, log, messaging);
-  edges = { rest: createRestHandler(core, log), mqtt, websocket };
+  edges = { rest: createRestHandler(core, log, { oauth: options.oauth }), mqtt, websocket };
 
   const owner = core.policies.find("iothubowner")!;
   const connectionString = `HostName=${HOST_NAME};SharedAccessKeyName=iothubowner;SharedAccessKey=${owner.primaryKey}`;
@@ -172,6 +180,14 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     `NODE_EXTRA_CA_CERTS=${tlsFiles.caPath}`,
     ...(Object.keys(redirects).length ? [`LOCALHUB_PORT_MAP=${portMapValue(redirects)}`] : []),
   ]);
+
+  health = {
+    hostName: HOST_NAME,
+    listening,
+    stateDirectory: dataDir,
+    inMemory: Boolean(options.inMemory || options.store),
+    startedAtMs,
+  };
 
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>

@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import { HubError, badRequest, invalidProtocolVersion } from "../../core/errors";
 import type { HubCore } from "../../core/hub-core";
-import { authenticate, authorize } from "../../core/sas";
+import { ENABLE_OAUTH_HINT, OAuthMode, authenticateBearer, isBearer } from "../../core/bearer";
+import { Principal, authenticate, authorize } from "../../core/sas";
 import { parseJson, readBody } from "./body";
 import { JsonWithHeaders, route } from "./routes";
 
@@ -48,7 +49,13 @@ function parseTarget(target: string | undefined): { pathname: string; segments: 
   }
 }
 
-export function createRestHandler(core: HubCore, log: (line: string) => void) {
+export function createRestHandler(core: HubCore, log: (line: string) => void, options: { oauth?: OAuthMode } = {}) {
+  /** A SAS token, or with `--oauth basic` an Entra ID bearer token; a refused bearer says how to enable them. */
+  const principalOf = (header: string | undefined): Principal => {
+    if (!isBearer(header)) return authenticate(core, header);
+    if (!options.oauth) log(`a bearer token (Microsoft Entra ID) was refused: ${ENABLE_OAUTH_HINT}`);
+    return authenticateBearer(header!, options.oauth);
+  };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = process.hrtime.bigint();
     // Azure answers every request with x-ms-request-id; error bodies name it again, without dashes.
@@ -64,7 +71,7 @@ export function createRestHandler(core: HubCore, log: (line: string) => void) {
       const found = route(core, method, target.segments);
       if (found === undefined) throw new HubError(404, "NotFound", `No such resource: ${method} ${pathname}`);
       if (found === null) throw new HubError(405, "MethodNotAllowed", `${method} is not supported on ${pathname}`);
-      authorize(authenticate(core, req.headers.authorization), found.needs, found.resource);
+      authorize(principalOf(req.headers.authorization), found.needs, found.resource);
       if (!found.hasBody) req.resume(); // nothing to look at; drain whatever was sent
       const body = found.hasBody ? parseJson(await readBody(req)) : {};
       const ifMatch = req.headers["if-match"];
