@@ -14,6 +14,8 @@ import { MqttEdge } from "./edges/mqtt/broker";
 import { createRestHandler } from "./edges/rest/server";
 import { WebSocketEdge } from "./edges/websocket";
 import { HealthInfo, isHealthRequest, serveHealth } from "./edges/health";
+import { createAdminHandler, isAdminRequest } from "./edges/admin/faults-api";
+import { Faults } from "./core/faults";
 import type { OAuthMode } from "./core/bearer";
 import { Messaging, startMessaging } from "./edges/amqp/messaging";
 import { AmqpEdge } from "./edges/amqp/server";
@@ -70,6 +72,8 @@ export interface Hub {
   dataDir: string;
   core: HubCore;
   mqtt: MqttEdge;
+  /** Faults on demand (the admin API under /$localhub/faults and the portal set them). */
+  faults: Faults;
   /** C2D queue, event log, telemetry, the AMQP edge. */
   messaging: Messaging;
   listening: string[];
@@ -94,7 +98,14 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const tlsFiles = await ensureCertificates(dataDir);
 
   // Bind the ports before touching the state: a second hub on the same directory fails here, harmlessly.
-  let edges: { rest: ReturnType<typeof createRestHandler>; mqtt: MqttEdge; websocket: WebSocketEdge } | undefined;
+  let edges:
+    | {
+        rest: ReturnType<typeof createRestHandler>;
+        admin: ReturnType<typeof createAdminHandler>;
+        mqtt: MqttEdge;
+        websocket: WebSocketEdge;
+      }
+    | undefined;
   const servers: net.Server[] = [];
   const listening: string[] = [];
   const amqp = new AmqpEdge(HOST_NAME, log);
@@ -104,7 +115,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     for (const address of LOOPBACK) {
       const httpsServer = createHttpsServer(tlsFiles, handshakeMs, log, (req, res) => {
         if (isHealthRequest(req)) serveHealth(req, res, health);
-        else if (edges) void edges.rest(req, res);
+        else if (edges) void (isAdminRequest(req) ? edges.admin : edges.rest)(req, res);
         else res.writeHead(503).end();
       });
       httpsServer.on("upgrade", (req, socket, head: Buffer) => {
@@ -163,9 +174,15 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     await core.close();
     throw err;
   }
-  const mqtt = new MqttEdge(core, log, messaging, { connectTimeoutMs: options.limits?.connectTimeoutMs });
+  const faults = new Faults(log);
+  const mqtt = new MqttEdge(core, log, messaging, { connectTimeoutMs: options.limits?.connectTimeoutMs }, faults);
   const websocket = new WebSocketEdge(mqtt, log, messaging);
-  edges = { rest: createRestHandler(core, log, { oauth: options.oauth }), mqtt, websocket };
+  edges = {
+    rest: createRestHandler(core, log, { oauth: options.oauth }),
+    admin: createAdminHandler(core, faults, log),
+    mqtt,
+    websocket,
+  };
 
   const owner = core.policies.find("iothubowner")!;
   const connectionString = `HostName=${HOST_NAME};SharedAccessKeyName=iothubowner;SharedAccessKey=${owner.primaryKey}`;
@@ -207,6 +224,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     dataDir,
     core,
     mqtt,
+    faults,
     messaging,
     listening,
     ports: { ...ports, amqp: amqp.port },

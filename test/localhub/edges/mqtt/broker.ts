@@ -7,6 +7,7 @@ import type { HubCore } from "../../core/hub-core";
 import { identityKey } from "../../core/records";
 import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
 import type { Telemetry } from "../../core/telemetry";
+import { Faults } from "../../core/faults";
 import { deliverCloudToDevice } from "./cloud-to-device";
 import { Session } from "./session";
 import { deliverMethod } from "./methods";
@@ -22,7 +23,10 @@ export class MqttEdge {
     readonly log: (line: string) => void,
     readonly messaging: { cloudToDevice: CloudToDeviceQueue; telemetry: Telemetry },
     readonly limits: { connectTimeoutMs?: number } = {},
+    /** Faults on demand (admin API, portal): dropped connections, refused CONNECTs, latency, unanswered pings. */
+    readonly faults: Faults = new Faults(),
   ) {
+    faults.on("drop", (key, reason) => this.sessions.get(key)?.close(reason));
     messaging.cloudToDevice.on("queued", (deviceId: string) => {
       const session = this.sessions.get(deviceId);
       if (session) deliverCloudToDevice(session, messaging.cloudToDevice);

@@ -16,6 +16,8 @@ import { ownTopicRoot } from "./topics";
 // CONNACK return codes of MQTT 3.1.1.
 const UNACCEPTABLE_PROTOCOL = 1;
 const IDENTIFIER_REJECTED = 2;
+/** What IoT Hub answers a device it cannot take now (throttled, unavailable); the SDKs retry it. */
+const SERVER_UNAVAILABLE = 3;
 const BAD_USERNAME_OR_PASSWORD = 4;
 const NOT_AUTHORIZED = 5;
 
@@ -60,6 +62,11 @@ export function onConnect(session: Session, packet: IConnectPacket): void {
     if (core.identities.find(deviceId)?.status === "disabled") throw unauthorized("device is disabled");
   } catch (err) {
     return refuse(session, NOT_AUTHORIZED, err instanceof Error ? err.message : String(err), started);
+  }
+
+  const refusedFor = session.edge.faults.refusingFor(identityKey(deviceId, moduleId));
+  if (refusedFor > 0) {
+    return refuse(session, SERVER_UNAVAILABLE, `fault: reconnects refused, ${refusedFor.toFixed(1)} s left`, started);
   }
 
   session.key = identityKey(deviceId, moduleId);

@@ -9,6 +9,7 @@ import * as mqtt from "mqtt-packet";
 import type { MqttEdge } from "./broker";
 import { onCloudToDevicePuback } from "./cloud-to-device";
 import { onConnect } from "./connect";
+import { DelayLine, MAX_DELAYED_PACKETS } from "./delay-line";
 import { onPublish } from "./publish";
 import { onSubscribe, onUnsubscribe } from "./subscribe";
 import { topicMatches } from "./topics";
@@ -36,6 +37,9 @@ export class Session {
   private closed = false;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private keepaliveMs = 0;
+  /** The latency fault's queues, one per direction (core/faults.ts). */
+  private readonly inbound = new DelayLine();
+  private readonly outbound = new DelayLine();
 
   constructor(
     readonly edge: MqttEdge,
@@ -43,7 +47,7 @@ export class Session {
     readonly transport: string,
   ) {
     const parser = mqtt.parser({ protocolVersion: 4 });
-    parser.on("packet", (packet: mqtt.Packet) => this.dispatch(packet));
+    parser.on("packet", (packet: mqtt.Packet) => this.delayed(this.inbound, () => this.dispatch(packet)));
     parser.on("error", (err: Error) => this.close(`malformed packet: ${err.message}`));
     stream.on("data", (chunk: Buffer) => {
       if (this.closed) return;
@@ -75,6 +79,18 @@ export class Session {
 
   send(packet: mqtt.Packet): void {
     if (this.closed) return;
+    this.delayed(this.outbound, () => this.write(packet));
+  }
+
+  /** Runs `run` at once, or after the identity's latency fault, in order; a connection that piles up too much goes. */
+  private delayed(line: DelayLine, run: () => void): void {
+    const latency = this.connected ? this.edge.faults.latencyOf(this.key) : 0;
+    if (!line.push(latency, () => !this.closed && run())) {
+      this.close(`latency fault: more than ${MAX_DELAYED_PACKETS} packets held back`);
+    }
+  }
+
+  private write(packet: mqtt.Packet): void {
     this.stream.write(mqtt.generate(packet));
     if (this.stream.writableLength > LIMITS.maxSendBufferBytes) {
       this.close(`client does not read: more than ${LIMITS.maxSendBufferBytes} bytes waiting`);
@@ -101,6 +117,8 @@ export class Session {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.inbound.clear();
+    this.outbound.clear();
     this.edge.forget(this);
     clearTimeout(this.keepaliveTimer);
     this.stream.end();
@@ -136,6 +154,7 @@ export class Session {
       case "publish":
         return void onPublish(this, packet).catch(failed);
       case "pingreq":
+        if (this.edge.faults.ignoresPings(this.key)) return this.edge.log(`FAULT ${this.key}: PINGREQ left unanswered`);
         return this.send({ cmd: "pingresp" });
       case "puback":
         return void onCloudToDevicePuback(this, packet, this.edge.messaging.cloudToDevice).catch(failed);
