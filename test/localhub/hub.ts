@@ -178,7 +178,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const mqtt = new MqttEdge(core, log, messaging, { connectTimeoutMs: options.limits?.connectTimeoutMs }, faults);
   const websocket = new WebSocketEdge(mqtt, log, messaging);
   edges = {
-    rest: createRestHandler(core, log, { oauth: options.oauth }),
+    rest: createRestHandler(core, log, { oauth: options.oauth, messaging }),
     admin: createAdminHandler(core, faults, log),
     mqtt,
     websocket,

@@ -6,9 +6,12 @@ import type { HubCore } from "../../core/hub-core";
 import { queryTwins } from "../../core/query/hub-query";
 import type { Permission } from "../../core/records";
 import type { Json, JsonObject } from "../../core/twin-document";
+import { RestMessaging, statisticsOrMessageRoute } from "./statistics-and-messages";
 
 export interface Request {
   body: Json;
+  /** The body as sent, for a route whose body is not JSON (`hasBody: "raw"`). */
+  bytes: Buffer;
   ifMatch: string | undefined;
   query: URLSearchParams;
   headers: Record<string, string | string[] | undefined>;
@@ -29,8 +32,8 @@ export interface Route {
   needs: Permission[];
   /** The resource the operation touches, checked against the token's scope. */
   resource: string;
-  /** Reads have no body to look at. */
-  hasBody: boolean;
+  /** Reads have no body to look at; "raw" bodies are not JSON (a cloud-to-device message). */
+  hasBody: boolean | "raw";
   run(request: Request): Promise<Answer>;
 }
 
@@ -46,7 +49,14 @@ const TWIN_WRITE: Permission[] = ["ServiceConnect"];
 const ITEM_TYPE_HEADER = { twin: "Twin", raw: "Raw" } as const;
 
 /** Maps method and path segments to a route; undefined for an unknown path, null for a method the path lacks. */
-export function route(core: HubCore, method: string, segments: string[]): Route | null | undefined {
+export function route(
+  core: HubCore,
+  method: string,
+  segments: string[],
+  messaging?: RestMessaging,
+): Route | null | undefined {
+  const other = statisticsOrMessageRoute(core, messaging, method, segments);
+  if (other !== undefined) return other;
   if (segments[0] === "twins" && segments[segments.length - 1] === "methods")
     return methodRoute(core, method, segments);
   const [collection, deviceId, sub, moduleId, ...rest] = segments;

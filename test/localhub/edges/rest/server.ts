@@ -10,6 +10,7 @@ import { ENABLE_OAUTH_HINT, OAuthMode, authenticateBearer, isBearer } from "../.
 import { Principal, authenticate, authorize } from "../../core/sas";
 import { parseJson, readBody } from "./body";
 import { JsonWithHeaders, route } from "./routes";
+import type { RestMessaging } from "./statistics-and-messages";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
@@ -49,7 +50,11 @@ function parseTarget(target: string | undefined): { pathname: string; segments: 
   }
 }
 
-export function createRestHandler(core: HubCore, log: (line: string) => void, options: { oauth?: OAuthMode } = {}) {
+export function createRestHandler(
+  core: HubCore,
+  log: (line: string) => void,
+  options: { oauth?: OAuthMode; messaging?: RestMessaging } = {},
+) {
   /** A SAS token, or with `--oauth basic` an Entra ID bearer token; a refused bearer says how to enable them. */
   const principalOf = (header: string | undefined): Principal => {
     if (!isBearer(header)) return authenticate(core, header);
@@ -68,15 +73,17 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
       const target = parseTarget(req.url);
       pathname = target.pathname;
       if (!API_VERSIONS.has(target.query.get("api-version") ?? "")) throw invalidProtocolVersion();
-      const found = route(core, method, target.segments);
+      const found = route(core, method, target.segments, options.messaging);
       if (found === undefined) throw new HubError(404, "NotFound", `No such resource: ${method} ${pathname}`);
       if (found === null) throw new HubError(405, "MethodNotAllowed", `${method} is not supported on ${pathname}`);
       authorize(principalOf(req.headers.authorization), found.needs, found.resource);
       if (!found.hasBody) req.resume(); // nothing to look at; drain whatever was sent
-      const body = found.hasBody ? parseJson(await readBody(req)) : {};
+      const bytes = found.hasBody ? await readBody(req) : Buffer.alloc(0);
+      const body = found.hasBody === true ? parseJson(bytes) : {};
       const ifMatch = req.headers["if-match"];
       const answer = await found.run({
         body,
+        bytes,
         ifMatch: typeof ifMatch === "string" ? ifMatch : undefined,
         query: target.query,
         headers: req.headers,
