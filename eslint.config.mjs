@@ -42,6 +42,30 @@ export default defineConfig(
     },
   },
   {
+    // Edges reach state through the core only, never the stores; the MQTT and WebSocket edges share nothing with AMQP's.
+    files: ["test/localhub/edges/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ regex: "/store/", message: "Edges use the core (test/localhub/core), not the stores." }] },
+      ],
+    },
+  },
+  {
+    files: ["test/localhub/edges/mqtt/**/*.ts", "test/localhub/edges/websocket.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            { regex: "/store/", message: "Edges use the core (test/localhub/core), not the stores." },
+            { regex: "amqp/", message: "The MQTT and WebSocket edges do not depend on the AMQP edge." },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // CommonJS JavaScript (jest.config.js, port-redirect.cjs): require is its import, and Node its only host.
     files: ["**/*.js", "**/*.cjs"],
     languageOptions: { sourceType: "commonjs", globals: { process: "readonly", console: "readonly" } },

@@ -11,7 +11,7 @@ async function main(dataDir: string): Promise<void> {
     JSON.stringify({
       ports: hub.ports,
       iotHub: hub.connectionString,
-      eventHub: hub.messaging.eventHubConnectionString(),
+      eventHub: hub.eventHubConnectionString(),
     }),
   );
   process.once("SIGTERM", () => void hub.stop().then(() => process.exit(0)));

@@ -48,7 +48,7 @@ function eventHubClient(connectionString: string): EventHubConsumerClient {
 
 /** An Event Hubs SAS token (signed with the key's text, as Event Hubs clients do). */
 function eventHubToken(policyName: string, expiry: number): string {
-  const sr = encodeURIComponent(`sb://${running.messaging.amqp.endpointHost}/${running.messaging.amqp.entityName}`);
+  const sr = encodeURIComponent(`sb://${running.hub.amqp.endpointHost}/${running.hub.amqp.entityName}`);
   const sig = createHmac("sha256", policy(policyName).primaryKey).update(`${sr}\n${expiry}`).digest("base64");
   return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expiry}&skn=${policyName}`;
 }
@@ -87,19 +87,19 @@ describe("cloud-to-device links", () => {
   it("lets the service policy send", async () => {
     const client = serviceClient(hubConnectionString("service"));
     await client.send("dev1", new Message("allowed"));
-    expect(running.messaging.cloudToDevice.pendingFor("dev1")).toHaveLength(1);
+    expect(running.hub.core.cloudToDevice.pendingFor("dev1")).toHaveLength(1);
   });
 });
 
 describe("Event Hubs-compatible endpoint", () => {
-  const endpoint = () => `Endpoint=sb://${running.messaging.amqp.endpointHost}/`;
-  const entity = () => `EntityPath=${running.messaging.amqp.entityName}`;
+  const endpoint = () => `Endpoint=sb://${running.hub.amqp.endpointHost}/`;
+  const entity = () => `EntityPath=${running.hub.amqp.entityName}`;
 
   it("refuses $management to a wrong key, an expired token and a policy without ServiceConnect", async () => {
     const refused = [
       `${endpoint()};SharedAccessKeyName=service;SharedAccessKey=${WRONG_KEY};${entity()}`,
       `${endpoint()};SharedAccessSignature=${eventHubToken("service", inAnHour() - 7200)};${entity()}`,
-      running.messaging.eventHubConnectionString("registryRead"),
+      running.hub.eventHubConnectionString("registryRead"),
     ];
     for (const connectionString of refused) {
       await expect(eventHubClient(connectionString).getEventHubProperties()).rejects.toThrow(
@@ -111,7 +111,7 @@ describe("Event Hubs-compatible endpoint", () => {
   });
 
   it("refuses a partition reader to a policy without ServiceConnect", async () => {
-    const client = eventHubClient(running.messaging.eventHubConnectionString("registryRead"));
+    const client = eventHubClient(running.hub.eventHubConnectionString("registryRead"));
     let failure: Error | undefined;
     const subscription = client.subscribe(
       "0",
@@ -127,7 +127,7 @@ describe("Event Hubs-compatible endpoint", () => {
   });
 
   it("refuses the redirect route to a wrong password and to a policy without ServiceConnect", async () => {
-    const port = running.messaging.amqp.port;
+    const port = running.hub.amqp.port;
     await expect(
       readRedirect(hubConnectionString("service"), port, "SharedAccessSignature sr=x&sig=y&se=1"),
     ).rejects.toBeDefined();
@@ -140,7 +140,7 @@ describe("Event Hubs-compatible endpoint", () => {
 
 describe("bad bytes", () => {
   async function sendRaw(bytes: Buffer): Promise<void> {
-    const socket = tls.connect({ host: "localhost", port: running.messaging.amqp.port, servername: "localhost" });
+    const socket = tls.connect({ host: "localhost", port: running.hub.amqp.port, servername: "localhost" });
     socket.on("error", () => {});
     await new Promise((resolve) => socket.once("secureConnect", resolve));
     socket.write(bytes);
@@ -159,9 +159,7 @@ describe("bad bytes", () => {
       Buffer.concat([Buffer.from("AMQP\x00\x01\x00\x00", "latin1"), Buffer.from([0x40, 0, 0, 0, 2, 0, 0, 0])]),
     );
     expect(hubLog.slice(before).join("\n")).toMatch(/protocol error|frame of/);
-    await expect(
-      eventHubClient(running.messaging.eventHubConnectionString()).getEventHubProperties(),
-    ).resolves.toBeDefined();
+    await expect(eventHubClient(running.hub.eventHubConnectionString()).getEventHubProperties()).resolves.toBeDefined();
   });
 
   it("refuses a message that grows past 1 MB with amqp:link:message-size-exceeded, and keeps serving", async () => {

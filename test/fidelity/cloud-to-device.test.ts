@@ -162,7 +162,7 @@ describe("cloud-to-device", () => {
     await service.send("away-dev", message("too late", { messageId: "m-exp", ack: "negative", expiryTimeUtc: expiry }));
     await eventually(() => feedback.length === 1, "the Expired feedback", 10_000);
     expect(feedback[0]).toMatchObject({ originalMessageId: "m-exp", statusCode: "Expired", deviceId: "away-dev" });
-    expect(running.messaging.cloudToDevice.pendingFor("away-dev")).toEqual([]);
+    expect(running.hub.core.cloudToDevice.pendingFor("away-dev")).toEqual([]);
   });
 
   it("purges a deleted device's queue and reports Purged to a sender that asked", async () => {
@@ -173,7 +173,7 @@ describe("cloud-to-device", () => {
     await eventually(() => feedback.length === 1, "the Purged feedback");
     expect(feedback[0]).toMatchObject({ originalMessageId: "m-purged", statusCode: "Purged", deviceId: "gone-dev" });
     await newDevice("gone-dev");
-    expect(running.messaging.cloudToDevice.pendingFor("gone-dev")).toEqual([]);
+    expect(running.hub.core.cloudToDevice.pendingFor("gone-dev")).toEqual([]);
   });
 
   it(`refuses the message after ${MAX_MESSAGES_PER_DEVICE} queued for one device`, async () => {

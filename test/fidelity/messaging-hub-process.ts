@@ -5,12 +5,12 @@
 import { startMessagingHub } from "./messaging-hub";
 
 startMessagingHub(process.argv[2]).then(
-  ({ hub, messaging }) =>
+  ({ hub }) =>
     console.log(
       JSON.stringify({
         ports: hub.ports,
         iotHub: hub.connectionString,
-        eventHub: messaging.eventHubConnectionString(),
+        eventHub: hub.eventHubConnectionString(),
       }),
     ),
   (err: Error) => {

@@ -3,11 +3,10 @@
  * reach as localhost:443, 8883 and 5671 through port-redirect.cjs.
  */
 import { startTestHub, tempDir } from "../helpers/hub";
-import { setPortMap, type Hub, type Messaging } from "../localhub";
+import { setPortMap, type Hub } from "../localhub";
 
 export interface MessagingHub {
   hub: Hub;
-  messaging: Messaging;
   dataDir: string;
   stop(): Promise<void>;
 }
@@ -20,7 +19,6 @@ export async function startMessagingHub(
   const hub = await startTestHub(dataDir, { log: options.log, inMemory: options.inMemory });
   return {
     hub,
-    messaging: hub.messaging,
     dataDir,
     stop: async () => {
       // The map is global to the process (jest runs later test files in it): leave it as found.

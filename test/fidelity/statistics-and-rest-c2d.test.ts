@@ -98,7 +98,7 @@ it("a message POSTed to /devices/{id}/messages/deviceBound reaches the device wi
 it("a REST message to a device that is away waits in its durable queue, as an AMQP send does", async () => {
   await registry.create({ deviceId: "rest-away" });
   expect((await sendOverRest("rest-away", "while away", { "iothub-messageid": "away-1" })).status).toBe(204);
-  expect(running.messaging.cloudToDevice.pendingFor("rest-away").map((m) => m.messageId)).toEqual(["away-1"]);
+  expect(running.hub.core.cloudToDevice.pendingFor("rest-away").map((m) => m.messageId)).toEqual(["away-1"]);
   const received = await openDevice("rest-away");
   await eventually(() => received.length === 1, "the queued message");
   expect(received[0].data.toString()).toBe("while away");

@@ -36,11 +36,11 @@ async function hubWithDevice(dataDir?: string): Promise<MessagingHub> {
 
 /** What the MQTT edge hands over for `devices/dev1[/modules/m]/messages/events/{propertyBag}`. */
 function send(hub: MessagingHub, body: string | Buffer, propertyBag = "", moduleId?: string) {
-  return hub.messaging.telemetry.receive({ deviceId: "dev1", moduleId, body: Buffer.from(body), propertyBag });
+  return hub.hub.core.telemetry.receive({ deviceId: "dev1", moduleId, body: Buffer.from(body), propertyBag });
 }
 
 function consumer(hub: MessagingHub, group = "$Default", connectionString?: string): EventHubConsumerClient {
-  const client = new EventHubConsumerClient(group, connectionString ?? hub.messaging.eventHubConnectionString());
+  const client = new EventHubConsumerClient(group, connectionString ?? hub.hub.eventHubConnectionString());
   clients.push(client);
   return client;
 }
@@ -139,7 +139,7 @@ describe("telemetry read back through the Event Hubs-compatible endpoint", () =>
     const stored = await send(hub, "x");
     const client = consumer(hub);
     const properties = await client.getEventHubProperties();
-    expect(properties).toMatchObject({ name: hub.messaging.amqp.entityName, partitionIds: ["0", "1"] });
+    expect(properties).toMatchObject({ name: hub.hub.amqp.entityName, partitionIds: ["0", "1"] });
     const partition = await client.getPartitionProperties(String(stored.partition));
     expect(partition).toMatchObject({
       partitionId: String(stored.partition),
@@ -182,8 +182,8 @@ describe("telemetry read back through the Event Hubs-compatible endpoint", () =>
   it("reads with the IoT Hub connection string through the amqp:link:redirect route", async () => {
     const hub = await hubWithDevice();
     const stored = await send(hub, "via redirect");
-    const connectionString = await readRedirect(hub.hub.connectionString, hub.messaging.amqp.port);
-    expect(connectionString).toContain(`EntityPath=${hub.messaging.amqp.entityName}`);
+    const connectionString = await readRedirect(hub.hub.connectionString, hub.hub.amqp.port);
+    expect(connectionString).toContain(`EntityPath=${hub.hub.amqp.entityName}`);
     const events = await read(
       consumer(hub, "$Default", connectionString),
       String(stored.partition),
@@ -210,10 +210,11 @@ describe("telemetry read back through the Event Hubs-compatible endpoint", () =>
         reading.properties.add("alert", "no");
         await device.sendEvent(reading);
         // Acknowledged means durable: the event is in the log before sendEvent resolves.
-        const partition = hub.messaging.events.partitions.find((p) => !p.info().isEmpty)!;
-        expect(partition.info().lastSequenceNumber).toBe(0);
+        const { telemetry } = hub.hub.core;
+        const partition = [0, 1].find((id) => !telemetry.partitionInfo(id)!.isEmpty)!;
+        expect(telemetry.partitionInfo(partition)!.lastSequenceNumber).toBe(0);
         await module.sendOutputEvent("alerts", new Message("hot"));
-        const [event, output] = await read(consumer(hub), String(partition.id), earliestEventPosition, 2);
+        const [event, output] = await read(consumer(hub), String(partition), earliestEventPosition, 2);
         expect(event.body).toEqual({ temperature: 21.5 });
         expect(event.messageId).toBe("r1");
         expect(event.properties).toEqual({ alert: "no" });

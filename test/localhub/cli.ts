@@ -76,7 +76,7 @@ export async function main(): Promise<void> {
   console.log(`Connection string (iothubowner) and CA path written to ${hub.envPath}:`);
   console.log(`  IOTHUB_CONNECTION_STRING="${maskKey(hub.connectionString)}"   (full key in ${hub.envPath})`);
   console.log(
-    `  EVENTHUB_CONNECTION_STRING="${maskKey(hub.messaging.eventHubConnectionString())}"   (telemetry: ` +
+    `  EVENTHUB_CONNECTION_STRING="${maskKey(hub.eventHubConnectionString())}"   (telemetry: ` +
       `${partitions} partitions, kept ${retentionHours} h)`,
   );
   if (Object.keys(hub.redirects).length) {

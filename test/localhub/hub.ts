@@ -17,8 +17,8 @@ import { HealthInfo, isHealthRequest, serveHealth } from "./edges/health";
 import { createAdminHandler, isAdminRequest } from "./edges/admin/faults-api";
 import { Faults } from "./core/faults";
 import type { OAuthMode } from "./core/bearer";
-import { Messaging, startMessaging } from "./edges/amqp/messaging";
 import { AmqpEdge } from "./edges/amqp/server";
+import { eventHubConnectionString } from "./edges/amqp/redirect";
 import type { EventLogOptions } from "./store/event-log";
 import {
   DEFAULT_TLS_HANDSHAKE_MS,
@@ -29,8 +29,7 @@ import {
   createTlsServer,
   listen,
 } from "./listeners";
-import { JournalStore } from "./store/journal";
-import { MemoryStore } from "./store/memory";
+import { openStores } from "./stores";
 import type { Store } from "./store/store";
 
 export { PortError };
@@ -72,10 +71,12 @@ export interface Hub {
   dataDir: string;
   core: HubCore;
   mqtt: MqttEdge;
+  /** AMQP for the service side and the Event Hubs-compatible endpoint. */
+  amqp: AmqpEdge;
+  /** The Event Hubs-compatible connection string (iothubowner, or the named policy). */
+  eventHubConnectionString(policyName?: string): string;
   /** Faults on demand (the admin API under /$localhub/faults and the portal set them). */
   faults: Faults;
-  /** C2D queue, event log, telemetry, the AMQP edge. */
-  messaging: Messaging;
   listening: string[];
   /** The ports actually bound (differ from the options when those were 0). */
   ports: { https: number; mqtt: number; amqp: number };
@@ -161,35 +162,35 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     throw err;
   }
 
-  const store: Store<StoredRecord> =
-    options.store ??
-    (options.inMemory
-      ? new MemoryStore<StoredRecord>()
-      : await JournalStore.open<StoredRecord>(path.join(dataDir, "state"), { log }));
-  const core = await HubCore.open(HOST_NAME, store);
-  let messaging: Messaging;
+  let core: HubCore;
   try {
-    messaging = await startMessaging({
-      core,
+    const stores = await openStores({
       dataDir,
-      inMemory: options.inMemory || options.store !== undefined,
-      log,
-      amqp,
+      inMemory: options.inMemory,
+      state: options.store,
       eventLog: options.eventLog,
+      log,
     });
+    core = await HubCore.open(HOST_NAME, stores, log);
   } catch (err) {
     await Promise.all(servers.map(closeServer));
-    await core.close();
+    await amqp.stop();
     throw err;
   }
+  amqp.serve({ core, log });
   const faults = new Faults(log);
-  const mqtt = new MqttEdge(core, log, messaging, { connectTimeoutMs: options.limits?.connectTimeoutMs }, faults);
-  const websocket = new WebSocketEdge(mqtt, log, messaging);
+  const mqtt = new MqttEdge(core, log, { connectTimeoutMs: options.limits?.connectTimeoutMs }, faults);
+  const websocket = new WebSocketEdge(mqtt, log, (ws, remote) => amqp.acceptWebSocket(ws, remote));
   edges = {
-    rest: createRestHandler(core, log, { oauth: options.oauth, messaging }),
+    rest: createRestHandler(core, log, { oauth: options.oauth }),
     admin: createAdminHandler(core, faults, log),
     mqtt,
     websocket,
+  };
+  const eventHubs = (policyName = "iothubowner"): string => {
+    const policy = core.policies.find(policyName);
+    if (!policy) throw new Error(`no policy ${policyName}`);
+    return eventHubConnectionString(amqp.endpointHost, amqp.entityName, policy);
   };
 
   const owner = core.policies.find("iothubowner")!;
@@ -201,7 +202,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   if (amqp.port !== STANDARD_PORTS.amqp) redirects[STANDARD_PORTS.amqp] = amqp.port;
   writeEnvFile(envPath, [
     `IOTHUB_CONNECTION_STRING="${connectionString}"`,
-    `EVENTHUB_CONNECTION_STRING="${messaging.eventHubConnectionString()}"`,
+    `EVENTHUB_CONNECTION_STRING="${eventHubs()}"`,
     `NODE_EXTRA_CA_CERTS=${tlsFiles.caPath}`,
     ...(Object.keys(redirects).length ? [`LOCALHUB_PORT_MAP=${portMapValue(redirects)}`] : []),
   ]);
@@ -220,7 +221,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
       mqtt.closeAll();
       websocket.closeAll();
       await Promise.all(servers.map(closeServer));
-      await messaging.stop();
+      await amqp.stop();
       await core.close();
     })());
 
@@ -232,8 +233,9 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     dataDir,
     core,
     mqtt,
+    amqp,
+    eventHubConnectionString: eventHubs,
     faults,
-    messaging,
     listening,
     ports: { ...ports, amqp: amqp.port },
     redirects,

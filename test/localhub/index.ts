@@ -6,7 +6,6 @@
 // Starting and stopping a hub.
 export { PortError, startHub } from "./hub";
 export type { Hub, HubOptions } from "./hub";
-export type { Messaging } from "./edges/amqp/messaging";
 export { ensureCertificates } from "./certs";
 
 // What a client process needs to reach a hub on unprivileged ports.

@@ -1,8 +1,7 @@
 import { createHmac } from "node:crypto";
 import { HubCore } from "../localhub/core/hub-core";
-import type { StoredRecord } from "../localhub/core/records";
 import { createSasToken } from "../localhub/core/sas";
-import { MemoryStore } from "../localhub/store/memory";
+import { memoryStores } from "../localhub/stores";
 import { ConnectionGrants, checkToken, scopeOf } from "../localhub/edges/amqp/auth";
 
 const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
@@ -17,8 +16,9 @@ function eventHubToken(audience: string, keyName: string, key: string, expiry = 
 describe("AMQP authorization", () => {
   let core: HubCore;
   beforeAll(async () => {
-    core = await HubCore.open("localhost", new MemoryStore<StoredRecord>());
+    core = await HubCore.open("localhost", memoryStores());
   });
+  afterAll(() => core.close());
 
   it("reads the path an audience covers, in IoT Hub style and in URI style", () => {
     expect(scopeOf("localhost", "localhost")).toBe("");

@@ -2,11 +2,10 @@
 import { HubError } from "../localhub/core/errors";
 import { HubCore } from "../localhub/core/hub-core";
 import { DirectMethods } from "../localhub/core/methods";
-import type { StoredRecord } from "../localhub/core/records";
-import { MemoryStore } from "../localhub/store/memory";
+import { memoryStores } from "../localhub/stores";
 
 it("answers 429 ThrottlingException to a call beyond the limit of waiting calls, and serves again once they end", async () => {
-  const core = await HubCore.open("localhost", new MemoryStore<StoredRecord>());
+  const core = await HubCore.open("localhost", memoryStores());
   await core.identities.putDevice("asleep", {}, undefined);
   const methods = new DirectMethods(core.identities, core.events, 2);
   const call = () => methods.invoke("asleep", undefined, { methodName: "m", connectTimeoutInSeconds: 60 });
@@ -24,4 +23,5 @@ it("answers 429 ThrottlingException to a call beyond the limit of waiting calls,
   const again = call();
   methods.cancelAll();
   await expect(again).rejects.toMatchObject({ status: 504 });
+  await core.close();
 });

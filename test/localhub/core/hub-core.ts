@@ -1,8 +1,11 @@
 /**
- * The hub's one core, behind every protocol edge: identities, twins, policies, persistent sessions, and the events
- * the edges listen to. Edges call it and await it; it alone talks to the store. Nothing calls back up.
+ * The hub's one core, behind every protocol edge: identities, twins, policies, persistent sessions, direct methods,
+ * cloud-to-device queues, telemetry, and the events the edges listen to. Edges call it and await it; it alone talks
+ * to the stores (hub.ts opens them). Nothing calls back up.
  */
+import type { EventLog } from "../store/event-log";
 import type { Store } from "../store/store";
+import { CloudToDeviceQueue, CloudToDeviceRecord } from "./cloud-to-device";
 import { Durability } from "./durability";
 import { bulkImport } from "./bulk";
 import { EtagCounter } from "./etags";
@@ -12,8 +15,16 @@ import { DirectMethods } from "./methods";
 import { Policies } from "./policies";
 import type { StoredRecord } from "./records";
 import { Sessions } from "./sessions";
+import { Telemetry } from "./telemetry";
 import type { Json, JsonObject } from "./twin-document";
 import { Twins } from "./twins";
+
+/** What the core keeps its state in: identities and twins, the cloud-to-device queues, the telemetry log. */
+export interface HubStores {
+  state: Store<StoredRecord>;
+  cloudToDevice: Store<CloudToDeviceRecord>;
+  events: EventLog;
+}
 
 export class HubCore {
   readonly events = new HubEvents();
@@ -22,13 +33,17 @@ export class HubCore {
   readonly identities: Identities;
   readonly twins: Twins;
   readonly methods: DirectMethods;
+  readonly cloudToDevice: CloudToDeviceQueue;
+  readonly telemetry: Telemetry;
 
   private readonly durability: Durability;
 
   private constructor(
     readonly hostName: string,
-    private readonly store: Store<StoredRecord>,
+    private readonly stores: HubStores,
+    log: (line: string) => void,
   ) {
+    const store = stores.state;
     const etags = new EtagCounter(store);
     this.durability = new Durability(store);
     this.policies = new Policies(store);
@@ -36,12 +51,19 @@ export class HubCore {
     this.identities = new Identities(store, this.durability, etags, this.sessions, this.events);
     this.twins = new Twins(this.durability, this.identities, this.events);
     this.methods = new DirectMethods(this.identities, this.events);
+    this.cloudToDevice = new CloudToDeviceQueue(stores.cloudToDevice, this.identities, log);
+    this.telemetry = new Telemetry(stores.events, this.identities);
+    // A deleted device's queue goes with it (feedback Purged where asked), as on IoT Hub: a device created again
+    // under the same id must not get the old messages.
+    this.events.on("revoked", ({ key }) => {
+      if (!key.includes("/") && !this.identities.find(key)) void this.cloudToDevice.purge(key);
+    });
   }
 
-  /** Loads the state in the store; resolves once what loading wrote (new policies, say) is durable. */
-  static async open(hostName: string, store: Store<StoredRecord>): Promise<HubCore> {
-    const core = new HubCore(hostName, store);
-    await store.sync();
+  /** Loads the state in the stores; resolves once what loading wrote (new policies, say) is durable. */
+  static async open(hostName: string, stores: HubStores, log: (line: string) => void = () => {}): Promise<HubCore> {
+    const core = new HubCore(hostName, stores, log);
+    await stores.state.sync();
     return core;
   }
 
@@ -54,8 +76,11 @@ export class HubCore {
     return bulkImport(this.identities, () => this.durability.committed(), this.events, body);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.methods.cancelAll();
-    return this.store.close();
+    this.cloudToDevice.close();
+    await this.stores.events.close();
+    await this.stores.cloudToDevice.close();
+    await this.stores.state.close();
   }
 }

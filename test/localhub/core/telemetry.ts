@@ -1,9 +1,13 @@
 /**
- * Device-to-cloud messages into the Event Hubs-compatible log, stamped with the system properties IoT Hub adds
- * (connection device and module ids, auth method, enqueued time, message source). The MQTT edge calls receive()
- * and acknowledges the device only once the returned promise resolves: by then the event is durable.
+ * The core's telemetry: device-to-cloud messages into the Event Hubs-compatible log, stamped with the system
+ * properties IoT Hub adds, and read back from a position. Device edges call receive() and acknowledge once it
+ * resolves (the event is durable); reader edges use partitionInfo(), reader() and onAppended(), never the log.
  */
-import type { EventLog, LoggedEvent } from "../store/event-log";
+import type { EventLog, LoggedEvent, PartitionInfo } from "../store/event-log";
+import { HubError } from "./errors";
+import { EventPosition, PartitionReader, firstSequenceOf } from "./event-reader";
+
+export type { EventPosition, LoggedEvent, PartitionInfo, PartitionReader };
 
 /** IoT Hub's limit for a device-to-cloud message, properties included. */
 export const MAX_TELEMETRY_BYTES = 256 * 1024;
@@ -82,9 +86,39 @@ export class Telemetry {
   private readonly annotations = new Map<string, Record<string, string | number>>();
 
   constructor(
-    readonly log: EventLog,
+    private readonly log: EventLog,
     private readonly identities: IdentityLookup,
   ) {}
+
+  get partitionCount(): number {
+    return this.log.partitions.length;
+  }
+
+  /** When the log was first created (the Event Hubs entity's `created_at`). */
+  get createdAt(): Date {
+    return this.log.createdAt;
+  }
+
+  /** Sequence numbers, offset and time of one partition; undefined when there is no such partition. */
+  partitionInfo(partitionId: number): PartitionInfo | undefined {
+    return this.log.partitions[partitionId]?.info();
+  }
+
+  /** A cursor over one partition from `position`; 404 NotFound when the partition does not exist. */
+  reader(partitionId: number, position: EventPosition): PartitionReader {
+    const partition = Number.isInteger(partitionId) ? this.log.partitions[partitionId] : undefined;
+    if (!partition) {
+      const text = `Partition ${partitionId} does not exist (the hub has ${this.partitionCount})`;
+      throw new HubError(404, "NotFound", text);
+    }
+    return new PartitionReader(partition, firstSequenceOf(partition, position));
+  }
+
+  /** Calls `listener` with the partition id each time durable events were added to it; returns the unsubscribe. */
+  onAppended(listener: (partitionId: number) => void): () => void {
+    this.log.on("appended", listener);
+    return () => void this.log.off("appended", listener);
+  }
 
   /** Appends the message to its device's partition; resolves once it is durable (then acknowledge the device). */
   receive(message: DeviceToCloudMessage): Promise<LoggedEvent> {

@@ -1,13 +1,13 @@
 /**
- * WebSocket upgrades on the HTTPS port: `/$iothub/websocket` carries MQTT (subprotocol `mqtt`), as on the real hub.
- * Anything else is refused before a frame is read; frames have a size limit.
+ * WebSocket upgrades on the HTTPS port: `/$iothub/websocket` carries MQTT (subprotocol `mqtt`) or AMQP (`AMQPWSB10`),
+ * as on the real hub. Anything else is refused before a frame is read; frames have a size limit.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import { WebSocketServer, createWebSocketStream } from "ws";
+import type { WebSocket } from "ws";
 import type { MqttEdge } from "./mqtt/broker";
-import type { Messaging } from "./amqp/messaging";
 
 /** Larger than any MQTT packet the hub accepts (session.ts); `ws` would otherwise accept 100 MiB. */
 export const MAX_WEBSOCKET_FRAME_BYTES = 512 * 1024;
@@ -23,7 +23,8 @@ export class WebSocketEdge {
   constructor(
     private readonly mqtt: MqttEdge,
     private readonly log: (line: string) => void,
-    private readonly messaging: Messaging,
+    /** Serves AMQP over an upgraded WebSocket (the AMQP edge's acceptWebSocket). */
+    private readonly acceptAmqp: (ws: WebSocket, remote?: string) => void,
   ) {}
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -36,7 +37,7 @@ export class WebSocketEdge {
     socket.on("error", () => socket.destroy());
     this.server.handleUpgrade(req, socket, head, (ws) => {
       ws.on("error", (err) => this.log(`WebSocket closed: ${err.message}`));
-      if (ws.protocol === "AMQPWSB10") this.messaging.acceptWebSocket(ws, req.socket.remoteAddress);
+      if (ws.protocol === "AMQPWSB10") this.acceptAmqp(ws, req.socket.remoteAddress);
       // The HTTPS connection's client certificate, if any, authenticates an X.509 device as on 8883.
       else
         this.mqtt.accept(

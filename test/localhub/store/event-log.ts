@@ -102,6 +102,12 @@ export class EventLog extends EventEmitter {
     return new EventLog(fs.mkdtempSync(path.join(os.tmpdir(), "event-log-")), { ...options, durable: false });
   }
 
+  /** When the log was first made (its directory's birth, where the file system records one). */
+  get createdAt(): Date {
+    const stat = fs.statSync(this.dir);
+    return new Date(stat.birthtimeMs || stat.ctimeMs);
+  }
+
   /** Appends an event to the partition of `partitionKey` (the device id); resolves once it is durable. */
   append(partitionKey: string, input: EventInput): Promise<LoggedEvent> {
     return this.partitions[partitionOf(partitionKey, this.partitions.length)].append(input);

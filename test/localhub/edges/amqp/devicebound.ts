@@ -69,7 +69,7 @@ export function deviceboundReceiver(context: LinkContext): LinkHandler {
         deviceId = deviceOf(event.message!);
         // A token may have expired since the link opened: the hub checks at every send.
         state.grants.require("/messages/devicebound", "ServiceConnect");
-        const queued = await deps.cloudToDevice.enqueue(deviceId, inputOf(event.message!));
+        const queued = await deps.core.cloudToDevice.enqueue(deviceId, inputOf(event.message!));
         delivery.accept();
         deps.log(`AMQP C2D ${state.label} -> ${deviceId} ${queued.body.length} base64 chars queued`);
       })().catch((err: unknown) => {

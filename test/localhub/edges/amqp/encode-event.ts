@@ -3,7 +3,7 @@
  * encoder spent about 20 µs a message here, the largest cost of telemetry read-back; this one writes only the few
  * sections and types an event has (AMQP 1.0 part 3: message format; part 1: types).
  */
-import type { LoggedEvent } from "../../store/event-log";
+import type { LoggedEvent } from "../../core/telemetry";
 
 type Value = string | number | boolean | Date | { long: number } | Buffer | null | undefined;
 

@@ -13,7 +13,7 @@ export const FEEDBACK_CONTENT_TYPE = "application/vnd.microsoft.iothub.feedback.
 export function feedbackSender(context: LinkContext, link: Sender): LinkHandler {
   const { deps, state } = context;
   state.grants.require("/messages/serviceBound/feedback", "ServiceConnect");
-  const queue = deps.cloudToDevice;
+  const queue = deps.core.cloudToDevice;
   const inFlight = new Map<Delivery, string>();
 
   const pump = () => {

@@ -3,14 +3,13 @@
  * `com.microsoft:partition` (sequence numbers, offset and time of the last event), which EventHubConsumerClient
  * asks before it reads and getEventHubProperties()/getPartitionProperties() return.
  */
-import * as fs from "node:fs";
 import type { EventContext, Message } from "rhea";
 import { types } from "rhea";
 import { reply } from "./cbs";
 import type { LinkContext, LinkHandler } from "./server";
 
 function answer(context: LinkContext, request: Message): { status: number; description: string; body?: unknown } {
-  const { events } = context.deps;
+  const { telemetry } = context.deps.core;
   const properties = request.application_properties ?? {};
   const entity = context.edge.entityName;
   if (properties.operation !== "READ")
@@ -25,25 +24,24 @@ function answer(context: LinkContext, request: Message): { status: number; descr
       body: {
         name: entity,
         type: "com.microsoft:eventhub",
-        created_at: new Date(fs.statSync(events.dir).birthtimeMs || fs.statSync(events.dir).ctimeMs),
-        partition_count: events.partitions.length,
-        partition_ids: events.partitions.map((p) => String(p.id)),
+        created_at: telemetry.createdAt,
+        partition_count: telemetry.partitionCount,
+        partition_ids: Array.from({ length: telemetry.partitionCount }, (_, id) => String(id)),
       },
     };
   }
   if (properties.type === "com.microsoft:partition") {
-    const partition = events.partitions[Number(properties.partition)];
-    if (!partition || String(partition.id) !== String(properties.partition)) {
-      return { status: 404, description: `Partition '${properties.partition}' does not exist` };
-    }
-    const info = partition.info();
+    const partitionId = Number(properties.partition);
+    const info =
+      String(partitionId) === String(properties.partition) ? telemetry.partitionInfo(partitionId) : undefined;
+    if (!info) return { status: 404, description: `Partition '${properties.partition}' does not exist` };
     return {
       status: 200,
       description: "OK",
       body: {
         name: entity,
         type: "com.microsoft:partition",
-        partition: String(partition.id),
+        partition: String(partitionId),
         begin_sequence_number: types.wrap_long(info.beginSequenceNumber),
         last_enqueued_sequence_number: types.wrap_long(info.lastSequenceNumber),
         last_enqueued_offset: String(info.lastOffset),

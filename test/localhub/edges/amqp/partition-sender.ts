@@ -1,12 +1,12 @@
 /**
- * `{hub}/ConsumerGroups/{group}/Partitions/{n}`: streams one partition of the event log to an Event Hubs consumer,
- * from the position its selector filter names (offset, sequence number or enqueued time), then live, as credit
- * allows. Consumer groups need no state on the hub: readers keep their own checkpoints.
+ * `{hub}/ConsumerGroups/{group}/Partitions/{n}`: streams one partition of the core's telemetry to an Event Hubs
+ * consumer, from the position its selector filter names (offset, sequence number or enqueued time), then live, as
+ * credit allows. Consumer groups need no state on the hub: readers keep their own checkpoints.
  */
 import type { Sender } from "rhea";
 import { message as amqpMessage, types } from "rhea";
 import { HubError } from "../../core/errors";
-import type { LoggedEvent, Partition } from "../../store/event-log";
+import type { EventPosition, LoggedEvent, PartitionInfo } from "../../core/telemetry";
 import { refuse } from "./conditions";
 import { encodeEvent } from "./encode-event";
 import type { LinkContext, LinkHandler } from "./server";
@@ -23,21 +23,21 @@ function selectorOf(link: Sender): string | undefined {
   return typeof inner === "string" ? inner : undefined;
 }
 
-/** Where a reader starts: the first sequence number its filter lets through. */
-export function startOf(partition: Partition, selector: string | undefined): number {
-  if (!selector) return partition.info().beginSequenceNumber;
+const FIELDS = { offset: "offset", "sequence-number": "sequenceNumber", "enqueued-time": "enqueuedTime" } as const;
+
+/** Where a reader starts, from its selector filter: `amqp.annotation.x-opt-offset > '12'` and the like. */
+export function positionOf(selector: string | undefined): EventPosition {
+  if (!selector) return { from: "earliest" };
   const match = /^\s*amqp\.annotation\.x-opt-(offset|sequence-number|enqueued-time)\s*(>=|>)\s*'?([^']*)'?\s*$/i.exec(
     selector,
   );
   if (!match) throw new HubError(400, "ArgumentInvalid", `Unsupported selector filter: ${selector.slice(0, 200)}`);
   const [, field, operator, text] = match;
-  const inclusive = operator === ">=";
-  if (field.toLowerCase() === "offset" && text === "@latest") return partition.endSequence;
+  const from = FIELDS[field.toLowerCase() as keyof typeof FIELDS];
+  if (from === "offset" && text === "@latest") return { from: "latest" };
   const value = Number(text);
   if (!Number.isFinite(value)) throw new HubError(400, "ArgumentInvalid", `Not a number in the filter: ${text}`);
-  const pick = { offset: "offset", "sequence-number": "sequenceNumber", "enqueued-time": "time" } as const;
-  const key = pick[field.toLowerCase() as keyof typeof pick];
-  return partition.firstAfter((entry) => (inclusive ? entry[key] >= value : entry[key] > value));
+  return { from, value, inclusive: operator === ">=" };
 }
 
 /** Encoded once per event and shared by every reader of it (consumer groups, several readers of a partition). */
@@ -51,8 +51,7 @@ function toAmqp(event: LoggedEvent): Buffer {
 }
 
 /** Runtime information a reader asked for (last enqueued event), as delivery annotations: encoded per delivery. */
-function withRuntimeInfo(event: LoggedEvent, partition: Partition): Buffer {
-  const info = partition.info();
+function withRuntimeInfo(event: LoggedEvent, info: PartitionInfo): Buffer {
   const message = amqpMessage.decode(toAmqp(event)) as unknown as Record<string, unknown>;
   message.delivery_annotations = {
     last_enqueued_sequence_number: types.wrap_long(info.lastSequenceNumber),
@@ -66,15 +65,8 @@ function withRuntimeInfo(event: LoggedEvent, partition: Partition): Buffer {
 export function partitionSender(context: LinkContext, link: Sender, address: string, partitionId: number): LinkHandler {
   const { deps, state } = context;
   state.grants.require(address, "ServiceConnect");
-  const partition = deps.events.partitions[partitionId];
-  if (!partition || !Number.isInteger(partitionId)) {
-    throw new HubError(
-      404,
-      "NotFound",
-      `Partition ${partitionId} does not exist (the hub has ${deps.events.partitions.length})`,
-    );
-  }
-  let next = startOf(partition, selectorOf(link));
+  const { telemetry } = deps.core;
+  const reader = telemetry.reader(partitionId, positionOf(selectorOf(link)));
   const capabilities = [
     (link as unknown as { remote: { attach?: { desired_capabilities?: unknown } } }).remote.attach
       ?.desired_capabilities ?? [],
@@ -82,21 +74,20 @@ export function partitionSender(context: LinkContext, link: Sender, address: str
     .flat()
     .map(String);
   const runtimeInfo = capabilities.includes(RUNTIME_METRIC);
-  deps.log(`AMQP EVENTS ${state.label} reads ${address} from sequence number ${next}`);
+  deps.log(`AMQP EVENTS ${state.label} reads ${address} from sequence number ${reader.position}`);
 
   let refused = false;
   const pump = () => {
     if (refused || !authorized()) return;
-    while (link.sendable() && next < partition.endSequence && !state.congested()) {
-      const event = partition.event(next);
-      if (!event) {
-        // Retention removed it while the reader was behind: continue at the oldest event still kept.
-        next = Math.max(next + 1, partition.info().beginSequenceNumber);
-        continue;
-      }
+    while (link.sendable() && reader.hasNext && !state.congested()) {
+      const event = reader.read();
+      if (!event) return;
       // Format 0: the bytes are an encoded message already.
-      link.send(runtimeInfo ? withRuntimeInfo(event, partition) : toAmqp(event), undefined, 0);
-      next++;
+      link.send(
+        runtimeInfo ? withRuntimeInfo(event, telemetry.partitionInfo(partitionId)!) : toAmqp(event),
+        undefined,
+        0,
+      );
     }
   };
   /** A token that expired while the link was open ends the link, as on the real hub (clients renew in time). */
@@ -110,11 +101,7 @@ export function partitionSender(context: LinkContext, link: Sender, address: str
       return false;
     }
   };
-  const onAppended = (id: number) => id === partitionId && pump();
-  deps.events.on("appended", onAppended);
+  const unsubscribe = telemetry.onAppended((id) => id === partitionId && pump());
   setImmediate(pump);
-  return {
-    onSendable: pump,
-    onClose: () => void deps.events.off("appended", onAppended),
-  };
+  return { onSendable: pump, onClose: unsubscribe };
 }

@@ -8,8 +8,6 @@ import { Connection, Container, EventContext, Receiver, Sender, create_container
 import { message as amqpMessage } from "rhea";
 import { WebSocket, createWebSocketStream } from "ws";
 import type { HubCore } from "../../core/hub-core";
-import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
-import type { EventLog } from "../../store/event-log";
 import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, PortError, closeServer, createTlsServer, listen } from "../../listeners";
 import { ConnectionGrants, hubName } from "./auth";
 import { plainMechanism, principalOf } from "./sasl";
@@ -26,10 +24,9 @@ const IDLE_TIMEOUT_MS = 120_000;
 /** Bytes written to a client and not yet taken by it; past this, event readers pause until it drains. */
 const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
 
+/** The edge serves links from the core alone (its C2D queues and telemetry included), like every other edge. */
 export interface AmqpEdgeDeps {
   core: HubCore;
-  cloudToDevice: CloudToDeviceQueue;
-  events: EventLog;
   log: (line: string) => void;
 }
 
@@ -288,11 +285,6 @@ export class AmqpEdge {
     for (const event of ["connection_error", "session_error", "sender_error", "receiver_error"]) {
       c.on(event, () => {});
     }
-  }
-
-  /** Every connection this edge serves right now. */
-  get connectionCount(): number {
-    return this.connections.size;
   }
 
   async stop(): Promise<void> {

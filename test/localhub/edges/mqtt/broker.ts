@@ -6,8 +6,6 @@ import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { HubCore } from "../../core/hub-core";
 import { identityKey } from "../../core/records";
-import type { CloudToDeviceQueue } from "../../core/cloud-to-device";
-import type { Telemetry } from "../../core/telemetry";
 import { Faults } from "../../core/faults";
 import { deliverCloudToDevice } from "./cloud-to-device";
 import { Session } from "./session";
@@ -22,15 +20,14 @@ export class MqttEdge {
   constructor(
     readonly core: HubCore,
     readonly log: (line: string) => void,
-    readonly messaging: { cloudToDevice: CloudToDeviceQueue; telemetry: Telemetry },
     readonly limits: { connectTimeoutMs?: number } = {},
     /** Faults on demand (admin API, portal): dropped connections, refused CONNECTs, latency, unanswered pings. */
     readonly faults: Faults = new Faults(),
   ) {
     faults.on("drop", (key, reason) => this.sessions.get(key)?.close(reason));
-    messaging.cloudToDevice.on("queued", (deviceId: string) => {
+    core.cloudToDevice.on("queued", (deviceId: string) => {
       const session = this.sessions.get(deviceId);
-      if (session) deliverCloudToDevice(session, messaging.cloudToDevice);
+      if (session) deliverCloudToDevice(session, core.cloudToDevice);
     });
     core.events.on("desired", (change) => {
       const session = this.sessions.get(identityKey(change.deviceId, change.moduleId));
@@ -71,10 +68,6 @@ export class MqttEdge {
 
   session(key: string): Session | undefined {
     return this.sessions.get(key);
-  }
-
-  get connectionCount(): number {
-    return this.sessions.size;
   }
 
   closeAll(): void {

@@ -81,7 +81,7 @@ export function onConnect(session: Session, packet: IConnectPacket): void {
   session.edge.claim(session.key, session);
   core.identities.setConnected(deviceId, moduleId, true);
   session.send({ cmd: "connack", returnCode: 0, sessionPresent: saved !== undefined });
-  deliverCloudToDevice(session, session.edge.messaging.cloudToDevice);
+  deliverCloudToDevice(session, session.edge.core.cloudToDevice);
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   session.edge.log(`MQTT CONNECT ${session.key} 0 accepted over ${session.transport} ${ms.toFixed(1)}ms`);
   // A resumed session may have subscribed to methods before: calls waiting for this identity can go now.

@@ -161,7 +161,7 @@ export class Session {
         if (this.edge.faults.ignoresPings(this.key)) return this.edge.log(`FAULT ${this.key}: PINGREQ left unanswered`);
         return this.send({ cmd: "pingresp" });
       case "puback":
-        return void onCloudToDevicePuback(this, packet, this.edge.messaging.cloudToDevice).catch(failed);
+        return void onCloudToDevicePuback(this, packet, this.edge.core.cloudToDevice).catch(failed);
       case "disconnect":
         return this.close("client sent DISCONNECT");
       default:

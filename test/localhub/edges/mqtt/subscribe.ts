@@ -22,7 +22,7 @@ export async function onSubscribe(session: Session, packet: ISubscribePacket): P
   await remember(session);
   session.send({ cmd: "suback", messageId: packet.messageId, granted });
   if (session.subscriptions.has(METHODS_FILTER)) session.edge.core.methods.available(session.key);
-  deliverCloudToDevice(session, session.edge.messaging.cloudToDevice);
+  deliverCloudToDevice(session, session.edge.core.cloudToDevice);
 }
 
 export async function onUnsubscribe(session: Session, packet: IUnsubscribePacket): Promise<void> {

@@ -16,7 +16,7 @@ export async function onTelemetry(session: Session, packet: IPublishPacket): Pro
   const propertyBag = packet.topic.split("/")[session.moduleId === undefined ? 4 : 6] ?? "";
   let event;
   try {
-    event = await session.edge.messaging.telemetry.receive({
+    event = await session.edge.core.telemetry.receive({
       deviceId: session.deviceId,
       moduleId: session.moduleId,
       body: packet.payload as Buffer,

@@ -6,7 +6,7 @@ import type { HubCore } from "../../core/hub-core";
 import { queryTwins } from "../../core/query/hub-query";
 import type { Permission } from "../../core/records";
 import type { Json, JsonObject } from "../../core/twin-document";
-import { RestMessaging, statisticsOrMessageRoute } from "./statistics-and-messages";
+import { statisticsOrMessageRoute } from "./statistics-and-messages";
 
 export interface Request {
   body: Json;
@@ -49,13 +49,8 @@ const TWIN_WRITE: Permission[] = ["ServiceConnect"];
 const ITEM_TYPE_HEADER = { twin: "Twin", raw: "Raw" } as const;
 
 /** Maps method and path segments to a route; undefined for an unknown path, null for a method the path lacks. */
-export function route(
-  core: HubCore,
-  method: string,
-  segments: string[],
-  messaging?: RestMessaging,
-): Route | null | undefined {
-  const other = statisticsOrMessageRoute(core, messaging, method, segments);
+export function route(core: HubCore, method: string, segments: string[]): Route | null | undefined {
+  const other = statisticsOrMessageRoute(core, method, segments);
   if (other !== undefined) return other;
   if (segments[0] === "twins" && segments[segments.length - 1] === "methods")
     return methodRoute(core, method, segments);

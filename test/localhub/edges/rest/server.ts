@@ -10,7 +10,6 @@ import { ENABLE_OAUTH_HINT, OAuthMode, authenticateBearer, isBearer } from "../.
 import { Principal, authenticate, authorize } from "../../core/sas";
 import { parseJson, readBody } from "./body";
 import { JsonWithHeaders, route } from "./routes";
-import type { RestMessaging } from "./statistics-and-messages";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
@@ -50,11 +49,7 @@ function parseTarget(target: string | undefined): { pathname: string; segments: 
   }
 }
 
-export function createRestHandler(
-  core: HubCore,
-  log: (line: string) => void,
-  options: { oauth?: OAuthMode; messaging?: RestMessaging } = {},
-) {
+export function createRestHandler(core: HubCore, log: (line: string) => void, options: { oauth?: OAuthMode } = {}) {
   /** A SAS token, or with `--oauth basic` an Entra ID bearer token; a refused bearer says how to enable them. */
   const principalOf = (header: string | undefined): Principal => {
     if (!isBearer(header)) return authenticate(core, header);
@@ -73,7 +68,7 @@ export function createRestHandler(
       const target = parseTarget(req.url);
       pathname = target.pathname;
       if (!API_VERSIONS.has(target.query.get("api-version") ?? "")) throw invalidProtocolVersion();
-      const found = route(core, method, target.segments, options.messaging);
+      const found = route(core, method, target.segments);
       if (found === undefined) throw new HubError(404, "NotFound", `No such resource: ${method} ${pathname}`);
       if (found === null) throw new HubError(405, "MethodNotAllowed", `${method} is not supported on ${pathname}`);
       authorize(principalOf(req.headers.authorization), found.needs, found.resource);

@@ -3,8 +3,8 @@
  * over HTTPS, which lands in the same durable queue the AMQP send fills (core/cloud-to-device.ts).
  */
 import type { IncomingHttpHeaders } from "node:http";
-import type { CloudToDeviceInput, CloudToDeviceQueue } from "../../core/cloud-to-device";
-import { HubError, badRequest } from "../../core/errors";
+import type { CloudToDeviceInput } from "../../core/cloud-to-device";
+import { badRequest } from "../../core/errors";
 import type { HubCore } from "../../core/hub-core";
 import type { Permission } from "../../core/records";
 import type { Route } from "./routes";
@@ -14,17 +14,8 @@ const SERVICE_CONNECT: Permission[] = ["ServiceConnect"];
 /** Application properties of a REST C2D message travel as headers with this prefix (and come back with it off). */
 const APP_PROPERTY_PREFIX = "iothub-app-";
 
-export interface RestMessaging {
-  cloudToDevice: CloudToDeviceQueue;
-}
-
 /** The route for these paths; undefined for any other path, null for a method the path lacks. */
-export function statisticsOrMessageRoute(
-  core: HubCore,
-  messaging: RestMessaging | undefined,
-  method: string,
-  segments: string[],
-): Route | null | undefined {
+export function statisticsOrMessageRoute(core: HubCore, method: string, segments: string[]): Route | null | undefined {
   const [first, second, third, fourth, ...rest] = segments;
   if (first === "statistics" && third === undefined && (second === "devices" || second === "service")) {
     if (method !== "GET") return null;
@@ -40,9 +31,8 @@ export function statisticsOrMessageRoute(
       resource: `devices/${second}`,
       hasBody: "raw",
       run: async (request) => {
-        if (!messaging) throw new HubError(503, "ServiceUnavailable", "cloud-to-device messaging is not running");
         core.identities.require(second);
-        await messaging.cloudToDevice.enqueue(second, messageOf(request.bytes, request.headers));
+        await core.cloudToDevice.enqueue(second, messageOf(request.bytes, request.headers));
         return undefined; // 204, as the device-side HTTPS API answers a completed message
       },
     };
