@@ -3,6 +3,7 @@
  * later under that audience are checked against it. Answers `status-code` 200, or 401 with the reason.
  */
 import type { Connection, EventContext, Message } from "rhea";
+import { types } from "rhea";
 import { HubError } from "../../core/errors";
 import { checkToken, covers, scopeOf } from "./auth";
 import type { LinkContext, LinkHandler } from "./server";
@@ -15,6 +16,14 @@ export function reply(connection: Connection, request: Message, node: string, an
     connection.find_sender((s: { source?: { address?: string } }) => s.source?.address?.endsWith(node));
   if (!sender) return;
   sender.send({ ...answer, correlation_id: request.message_id, to: replyTo } as Message);
+}
+
+/**
+ * `status-code` as an AMQP int, as the AMQP CBS and management drafts and Azure write it: rhea would send a positive
+ * JS number as uint, which uamqp refuses (Azure/azure-uamqp-c src/amqp_management.c reads it with amqpvalue_get_int).
+ */
+export function statusProperties(status: number, description: string): Record<string, unknown> {
+  return { "status-code": types.wrap_int(status), "status-description": description };
 }
 
 function tokenText(body: unknown): string {
@@ -51,9 +60,7 @@ export function cbsNode(context: LinkContext): LinkHandler {
         description = err instanceof Error ? err.message : String(err);
         deps.log(`AMQP CBS ${state.label} put-token for '${audience.slice(0, 200)}' ${status} (${description})`);
       }
-      reply(event.connection, request, "$cbs", {
-        application_properties: { "status-code": status, "status-description": description },
-      });
+      reply(event.connection, request, "$cbs", { application_properties: statusProperties(status, description) });
     },
   };
 }

@@ -5,7 +5,7 @@
  */
 import type { EventContext, Message } from "rhea";
 import { types } from "rhea";
-import { reply } from "./cbs";
+import { reply, statusProperties } from "./cbs";
 import type { LinkContext, LinkHandler } from "./server";
 
 function answer(context: LinkContext, request: Message): { status: number; description: string; body?: unknown } {
@@ -25,7 +25,8 @@ function answer(context: LinkContext, request: Message): { status: number; descr
         name: entity,
         type: "com.microsoft:eventhub",
         created_at: telemetry.createdAt,
-        partition_count: telemetry.partitionCount,
+        // int, as Event Hubs writes it (the .NET and Java clients cast it to a signed 32-bit number).
+        partition_count: types.wrap_int(telemetry.partitionCount),
         partition_ids: Array.from({ length: telemetry.partitionCount }, (_, id) => String(id)),
       },
     };
@@ -62,7 +63,7 @@ export function managementNode(context: LinkContext, address: string): LinkHandl
       const { status, description, body } = answer(context, request);
       context.deps.log(`AMQP MANAGEMENT ${context.state.label} ${request.application_properties?.type} ${status}`);
       reply(event.connection, request, "$management", {
-        application_properties: { "status-code": status, "status-description": description },
+        application_properties: statusProperties(status, description),
         ...(body === undefined ? {} : { body }),
       });
     },

@@ -1,7 +1,7 @@
 /**
  * SASL PLAIN as IoT Hub takes it: username `{policy}@sas.root.{hub}`, password a SAS token of that policy (what the
- * "read device-to-cloud messages" samples send). ANONYMOUS, and no SASL at all, are allowed too: those clients
- * authenticate through CBS afterwards, and every link checks its own permission.
+ * "read device-to-cloud messages" samples send). ANONYMOUS, MSSBCBS and no SASL at all are allowed too: those
+ * clients authenticate through CBS afterwards, and every link checks its own permission.
  */
 import type { Connection } from "rhea";
 import type { HubCore } from "../../core/hub-core";
@@ -58,4 +58,12 @@ export function principalOf(connection: Connection): SaslPrincipal | undefined {
   const layer = (connection as unknown as { sasl_transport?: { selected?: { mechanism?: PlainServerMechanism } } })
     .sasl_transport;
   return layer?.selected?.mechanism?.principal;
+}
+
+/**
+ * MSSBCBS, Microsoft's name for "I will authenticate through $cbs", which uamqp's CBS login asks for: no initial
+ * response, no challenge, outcome ok (Azure/azure-uamqp-c src/sasl_mssbcbs.c). Like ANONYMOUS, it grants nothing.
+ */
+export function cbsMechanism(): { outcome: boolean; username: string; start(): void } {
+  return { outcome: true, username: "MSSBCBS", start() {} };
 }

@@ -10,7 +10,15 @@ import { WebSocket, createWebSocketStream } from "ws";
 import type { HubCore } from "../../core/hub-core";
 import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, PortError, closeServer, createTlsServer, listen } from "../../listeners";
 import { ConnectionGrants, hubName } from "./auth";
-import { plainMechanism, principalOf } from "./sasl";
+import {
+  HANDLE_MAX,
+  MAX_MESSAGE_SIZE,
+  answerLinkProperties,
+  azureFrameOptions,
+  handleBeyondMax,
+  writeFramesInFull,
+} from "./azure-frames";
+import { cbsMechanism, plainMechanism, principalOf } from "./sasl";
 import { routeLink } from "./routes";
 
 export const DEFAULT_AMQPS_PORT = 5671;
@@ -18,8 +26,8 @@ const MAX_CONNECTIONS = 1024;
 /** We announce 64 KB frames; a peer announcing a much larger one is broken or hostile. */
 const MAX_FRAME_SIZE = 65_536;
 const MAX_FRAME_GUARD = 4 * MAX_FRAME_SIZE;
-/** Larger than any message a client may send here (C2D: 64 KB; CBS and management requests: a few KB). */
-const MAX_INCOMING_MESSAGE_BYTES = 1024 * 1024;
+/** The max-message-size each ATTACH announces; larger than any message a client may send here (C2D: 64 KB). */
+const MAX_INCOMING_MESSAGE_BYTES = MAX_MESSAGE_SIZE;
 const IDLE_TIMEOUT_MS = 120_000;
 /** Bytes written to a client and not yet taken by it; past this, event readers pause until it drains. */
 const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
@@ -127,9 +135,11 @@ export class AmqpEdge {
     const mechanisms = this.container.sasl_server_mechanisms as {
       enable_anonymous(): void;
       PLAIN?: ReturnType<typeof plainMechanism>;
+      MSSBCBS?: typeof cbsMechanism;
     };
     mechanisms.enable_anonymous();
     mechanisms.PLAIN = plainMechanism(deps.core);
+    mechanisms.MSSBCBS = cbsMechanism;
     this.served = deps;
   }
 
@@ -192,13 +202,16 @@ export class AmqpEdge {
       return;
     }
     stream.on("error", () => {});
+    const azure = azureFrameOptions();
     const connection = this.container.create_connection({
+      ...azure,
       container_id: this.hostName,
       max_frame_size: MAX_FRAME_SIZE,
       channel_max: 255,
       idle_time_out: IDLE_TIMEOUT_MS,
-      receiver_options: { autoaccept: false, credit_window: 100 },
+      receiver_options: { ...azure.receiver_options, autoaccept: false, credit_window: 100 },
     } as never);
+    writeFramesInFull(connection);
     const state: ConnectionState = {
       label,
       grants: new ConnectionGrants(),
@@ -249,6 +262,14 @@ export class AmqpEdge {
     const onOpen = (link: Sender | Receiver, role: "sender" | "receiver", context: EventContext) => {
       const state = stateOf(context);
       if (!state) return link.close({ condition: "amqp:internal-error", description: "unknown connection" });
+      const beyond = handleBeyondMax(link);
+      if (beyond !== undefined) {
+        // AMQP 1.0 section 2.7.2: a handle beyond handle-max closes the connection with framing-error.
+        const description = `link handle ${beyond} is beyond the handle-max ${HANDLE_MAX} announced in BEGIN`;
+        this.log(`AMQP dropped ${state.label}: ${description}`);
+        return context.connection.close({ condition: "amqp:connection:framing-error", description });
+      }
+      answerLinkProperties(link);
       const handler = routeLink({ deps: this.deps, edge: this, state }, link, role);
       if (handler) {
         this.handlers.set(link, handler);

@@ -75,6 +75,7 @@ export async function onCloudToDevicePuback(
 /**
  * The MQTT topic IoT Hub publishes a message on: `devices/{id}/messages/devicebound/{properties}`, the properties
  * URL-encoded (`$.mid`, `$.cid`, `$.to`, `$.ct`, `$.ce`, `$.uid`, `iothub-ack`, then the application properties).
+ * `iothub-ack` is there only when the sender asked for feedback: Azure writes no `iothub-ack=none`.
  */
 export function deviceboundTopic(message: CloudToDeviceMessage): string {
   const pairs: [string, string | undefined][] = [
@@ -84,7 +85,7 @@ export function deviceboundTopic(message: CloudToDeviceMessage): string {
     ["$.to", `/devices/${message.deviceId}/messages/deviceBound`],
     ["$.ct", message.contentType],
     ["$.ce", message.contentEncoding],
-    ["iothub-ack", message.ack],
+    ["iothub-ack", message.ack === "none" ? undefined : message.ack],
     ...Object.entries(message.properties),
   ];
   const properties = pairs
