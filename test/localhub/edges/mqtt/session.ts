@@ -48,7 +48,7 @@ export class Session {
    */
   constructor(
     readonly edge: MqttEdge,
-    private readonly stream: Duplex,
+    readonly stream: Duplex,
     readonly transport: string,
     private readonly tls: TLSSocket | undefined = stream instanceof TLSSocket ? stream : undefined,
   ) {

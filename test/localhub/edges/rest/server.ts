@@ -89,9 +89,11 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
         return;
       }
       const { json, headers } = answer instanceof JsonWithHeaders ? answer : { json: answer, headers: {} };
+      // Serialised before the status line: if it throws, the client still gets an error answer, not silence.
+      const text = JSON.stringify(json);
       status = 200;
       res.writeHead(200, { "Content-Type": JSON_TYPE, "x-ms-request-id": requestId, ...headers });
-      res.end(JSON.stringify(json));
+      res.end(text);
     } catch (err) {
       const hubError =
         err instanceof HubError ? err : new HubError(500, "ServerError", "The local hub failed to handle the request");
