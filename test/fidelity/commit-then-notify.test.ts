@@ -46,7 +46,7 @@ it("does not show a desired patch to the device, nor answer the service, before 
     store.release();
     await update;
     await eventually(() => patches.length === 1, "the patch after the sync");
-    expect(patches[0]).toMatchObject({ held: 1, $version: 1 });
+    expect(patches[0]).toMatchObject({ held: 1, $version: 2 });
   } finally {
     await module?.close().catch(() => {});
     await hub.stop();

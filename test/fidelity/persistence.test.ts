@@ -48,13 +48,13 @@ it("continues after a restart with the same keys, etags, versions and connection
     const twin = (await registry.getModuleTwin("keeper", "m")).responseBody as any;
     expect(twin.etag).toBe(before.twin.etag);
     expect(twin.tags).toEqual({ t: 1 });
-    expect(twin.properties.desired).toMatchObject({ telemetryInterval: 122, $version: 1 });
-    expect(twin.properties.reported).toMatchObject({ ack: 122, $version: 1 });
+    expect(twin.properties.desired).toMatchObject({ telemetryInterval: 122, $version: 2 });
+    expect(twin.properties.reported).toMatchObject({ ack: 122, $version: 2 });
     // Versions and etags go on from where they were, never back.
     const next = (
       await registry.updateModuleTwin("keeper", "m", { properties: { desired: { telemetryInterval: 5 } } }, twin.etag)
     ).responseBody;
-    expect(next.properties.desired.$version).toBe(2);
+    expect(next.properties.desired.$version).toBe(3);
     expect(next.etag).not.toBe(twin.etag);
   } finally {
     await hub.stop();

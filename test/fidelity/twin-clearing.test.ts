@@ -36,9 +36,9 @@ it("desired: null removes every desired property, bumps $version, and tells the 
 
   const after = (await registry.getModuleTwin("clearing", "m")).responseBody as any;
   expect(Object.keys(after.properties.desired).filter((k) => !k.startsWith("$"))).toEqual([]);
-  expect(after.properties.desired.$version).toBe(2);
+  expect(after.properties.desired.$version).toBe(3);
   await eventually(() => patches.length === 2, "the clearing patch");
-  expect(patches[1]).toEqual({ a: null, nested: null, $version: 2 });
+  expect(patches[1]).toEqual({ a: null, nested: null, $version: 3 });
 });
 
 it("tags: null removes every tag", async () => {

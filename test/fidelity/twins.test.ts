@@ -39,12 +39,12 @@ function collectPatches(twin: Twin): any[] {
 }
 
 describe("service side", () => {
-  it("reads a new module twin with empty properties, version 0 and an etag", async () => {
+  it("reads a new module twin with empty properties, version 1 and an etag", async () => {
     const twin = (await registry.getModuleTwin("twin-dev", "a")).responseBody as any;
     expect(twin).toMatchObject({
       deviceId: "twin-dev",
       moduleId: "a",
-      properties: { desired: { $version: 0 }, reported: { $version: 0 } },
+      properties: { desired: { $version: 1 }, reported: { $version: 1 } },
     });
     expect(typeof twin.etag).toBe("string");
     expect(twinOf(hub, "twin-dev", "a")).not.toHaveProperty("tags"); // omitted while empty, as on the real hub
@@ -61,13 +61,13 @@ describe("service side", () => {
     const after = (
       await registry.updateModuleTwin("twin-dev", "a", { properties: { desired: { nested: { y: null, z: 3 } } } }, "*")
     ).responseBody as any;
-    expect(after.properties.desired).toMatchObject({ telemetryInterval: 10, nested: { x: 1, z: 3 }, $version: 2 });
+    expect(after.properties.desired).toMatchObject({ telemetryInterval: 10, nested: { x: 1, z: 3 }, $version: 3 });
     expect(after.properties.desired.nested).not.toHaveProperty("y");
     expect(after.properties.desired.$metadata.telemetryInterval).toEqual({
       $lastUpdated: expect.any(String),
-      $lastUpdatedVersion: 1,
+      $lastUpdatedVersion: 2,
     });
-    expect(after.properties.desired.$metadata.nested.z.$lastUpdatedVersion).toBe(2);
+    expect(after.properties.desired.$metadata.nested.z.$lastUpdatedVersion).toBe(3);
     await registry.updateModuleTwin("twin-dev", "a", { properties: { desired: { nested: null } } }, "*");
     expect((await registry.getModuleTwin("twin-dev", "a")).responseBody.properties.desired).not.toHaveProperty(
       "nested",
@@ -191,7 +191,7 @@ describe("device side over MQTT", () => {
     await registry.updateModuleTwin("twin-dev", "away", { properties: { desired: { whileAway: 1 } } }, "*");
     await registry.updateModuleTwin("twin-dev", "away", { properties: { desired: { whileAway: 2 } } }, "*");
     const { twin } = await openModule("away");
-    expect(twin.properties.desired).toMatchObject({ whileAway: 2, $version: 2 });
+    expect(twin.properties.desired).toMatchObject({ whileAway: 2, $version: 3 });
   });
 
   it("keeps a client's subscriptions when it reconnects after a dropped connection (clean session false)", async () => {

@@ -125,13 +125,21 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   /** Set once the hub is ready: until then /health answers 503. */
   let health: HealthInfo | undefined;
   const portal = options.portal ? new PortalEdge(log, () => health) : undefined;
+  // X.509 devices authenticate by client certificate on 8883 and, for MQTT over WebSockets, on 443.
+  const clientCas = loadClientCas(dataDir);
   try {
     for (const address of LOOPBACK) {
-      const httpsServer = createHttpsServer(tlsFiles, handshakeMs, log, (req, res) => {
-        if (isHealthRequest(req)) serveHealth(req, res, health);
-        else if (edges) void (isAdminRequest(req) ? edges.admin : edges.rest)(req, res);
-        else res.writeHead(503).end();
-      });
+      const httpsServer = createHttpsServer(
+        tlsFiles,
+        handshakeMs,
+        log,
+        (req, res) => {
+          if (isHealthRequest(req)) serveHealth(req, res, health);
+          else if (edges) void (isAdminRequest(req) ? edges.admin : edges.rest)(req, res);
+          else res.writeHead(503).end();
+        },
+        clientCas,
+      );
       httpsServer.on("upgrade", (req, socket, head: Buffer) => {
         if (edges) edges.websocket.upgrade(req, socket, head);
         else socket.destroy();
@@ -144,7 +152,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
           if (edges) edges.mqtt.accept(socket, "mqtts");
           else socket.destroy();
         },
-        loadClientCas(dataDir),
+        clientCas,
       );
       servers.push(httpsServer, mqttServer);
       const host = address.includes(":") ? `[${address}]` : address;

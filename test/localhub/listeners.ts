@@ -47,13 +47,21 @@ function dropFailedHandshakes(server: tls.Server, log: (line: string) => void): 
   });
 }
 
+/**
+ * HTTPS asks for a client certificate as 8883 does, without insisting: browsers, REST clients and SAS devices send
+ * none and are served as before; X.509 devices over MQTT-over-WebSockets send theirs (edges/websocket.ts).
+ */
 export function createHttpsServer(
   material: TlsMaterial,
   handshakeMs: number,
   log: (line: string) => void,
   onRequest: (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => void,
+  clientCas?: string[],
 ): https.Server {
-  const server = https.createServer({ ...material, handshakeTimeout: handshakeMs }, onRequest);
+  const server = https.createServer(
+    { ...material, handshakeTimeout: handshakeMs, requestCert: true, rejectUnauthorized: false, ca: clientCas },
+    onRequest,
+  );
   // Like Azure's load balancer, keep idle connections for minutes: the SDK reuses them (keep-alive agent), and a
   // short server timeout races with that reuse ("socket hang up").
   server.keepAliveTimeout = 240_000;

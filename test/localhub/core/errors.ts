@@ -35,11 +35,15 @@ export class HubError extends Error {
     return NUMERIC_CODES[this.code] ?? this.status * 1000;
   }
 
-  /** REST body: the service SDK splits `Message` on ';' and ':' to find the code. */
+  /**
+   * REST body: the service SDK splits `Message` on ';' and ':' to find the code. `trackingId` is the response's
+   * x-ms-request-id without dashes, as in DevicesClient_UpdateDevice_EtagDoesNotMatch.json:
+   * "Tracking ID:e4a9090fbc2f4a78b13ba7a01fb30ffe-G:12-TimeStamp:07/07/2021 20:45:26".
+   */
   toRestBody(trackingId: string): string {
     return JSON.stringify({
       Message: `ErrorCode:${this.code};${this.message}`,
-      ExceptionMessage: `Tracking ID:${trackingId}-G:0-TimeStamp:${new Date().toISOString()}`,
+      ExceptionMessage: `Tracking ID:${trackingId}-G:0-TimeStamp:${trackingTimestamp(new Date())}`,
     });
   }
 
@@ -47,6 +51,13 @@ export class HubError extends Error {
   toMqttBody(): string {
     return JSON.stringify({ errorCode: this.numericCode, message: this.message });
   }
+}
+
+/** `MM/dd/yyyy HH:mm:ss` in UTC, the way Azure stamps a tracking id. */
+export function trackingTimestamp(at: Date): string {
+  const two = (n: number) => String(n).padStart(2, "0");
+  const date = `${two(at.getUTCMonth() + 1)}/${two(at.getUTCDate())}/${at.getUTCFullYear()}`;
+  return `${date} ${two(at.getUTCHours())}:${two(at.getUTCMinutes())}:${two(at.getUTCSeconds())}`;
 }
 
 export const invalidProtocolVersion = () => new HubError(400, "InvalidProtocolVersion", "BadRequest");

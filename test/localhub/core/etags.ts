@@ -1,6 +1,7 @@
 /**
- * Etags, encoded as the real hub encodes them, from one durable counter: an etag is never handed out twice, not even
- * to an identity that is deleted and created again after a restart (a stale If-Match must not match).
+ * Identity etags, encoded as the real hub encodes them, from one durable counter: an etag is never handed out twice,
+ * not even to an identity that is deleted and created again after a restart (a stale If-Match must not match).
+ * Twin etags count per twin, as on Azure (twin-document.ts).
  */
 import type { Store } from "../store/store";
 import { ETAG_SEQUENCE_KEY, StoredRecord } from "./records";
@@ -15,7 +16,7 @@ export class EtagCounter {
 
   /** Counters written before the counter itself was stored: never go below what existing etags used. */
   atLeast(etag: string): void {
-    this.sequence = Math.max(this.sequence, identityEtagSequence(etag), twinEtagSequence(etag));
+    this.sequence = Math.max(this.sequence, identityEtagSequence(etag));
   }
 
   /** Identity etags: base64 of the decimal counter, e.g. "MTI=". */
@@ -23,23 +24,11 @@ export class EtagCounter {
     return Buffer.from(String(this.advance())).toString("base64");
   }
 
-  /** Twin etags: base64 of an 8-byte counter, e.g. "AAAAAAAAAAE=". */
-  nextTwinEtag(): string {
-    const bytes = Buffer.alloc(8);
-    bytes.writeBigUInt64BE(BigInt(this.advance()));
-    return bytes.toString("base64");
-  }
-
   private advance(): number {
     this.sequence += 1;
     this.store.put(ETAG_SEQUENCE_KEY, this.sequence);
     return this.sequence;
   }
-}
-
-function twinEtagSequence(etag: string): number {
-  const bytes = Buffer.from(etag, "base64");
-  return bytes.length === 8 ? Number(bytes.readBigUInt64BE()) : 0;
 }
 
 function identityEtagSequence(etag: string): number {

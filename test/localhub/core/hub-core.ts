@@ -50,7 +50,7 @@ export class HubCore {
     this.policies = new Policies(store);
     this.sessions = new Sessions(store, this.durability);
     this.identities = new Identities(store, this.durability, etags, this.sessions, this.events);
-    this.twins = new Twins(this.durability, this.identities, etags, this.events);
+    this.twins = new Twins(this.durability, this.identities, this.events);
     this.methods = new DirectMethods(this.identities, this.events);
     this.cloudToDevice = new CloudToDeviceQueue(stores.cloudToDevice, this.identities, log);
     this.telemetry = new Telemetry(stores.events, this.identities);

@@ -3,7 +3,7 @@
  * Writes resolve once the change is durable; a deleted, disabled or re-keyed identity is then revoked (its persistent
  * session ends and the edges drop its connections).
  */
-import { randomUUID } from "node:crypto";
+import { randomInt } from "node:crypto";
 import type { Store } from "../store/store";
 import type { Durability } from "./durability";
 import { HubError, badRequest, deviceNotFound, moduleNotFound, preconditionFailed } from "./errors";
@@ -12,11 +12,19 @@ import type { HubEvents } from "./events";
 import { authenticationOf, checkId, scopesOf } from "./identity-fields";
 import { Identity, StoredRecord, identityKey, identityStoreKey, isIdentityStoreKey } from "./records";
 import type { Sessions } from "./sessions";
-import { JsonObject, isObject, newTwin } from "./twin-document";
+import { JsonObject, NEVER, isObject, newTwin } from "./twin-document";
 import { deviceJson, moduleJson } from "./views";
 
 export const MAX_MODULES_PER_DEVICE = 50;
-const NEVER = "0001-01-01T00:00:00Z";
+
+/**
+ * Azure's generationId is the creation time in .NET ticks (100 ns since 0001-01-01), 18 decimal digits: in the
+ * recordings "637612875239479543" goes with a `$lastUpdated` of 2021-07-07T20:45:23.9479543Z. The sub-millisecond
+ * digits here are random, so two identities made in one millisecond still differ.
+ */
+const TICKS_AT_UNIX_EPOCH_MS = 62_135_596_800_000;
+export const generationIdAt = (ms: number): string =>
+  String(BigInt(ms + TICKS_AT_UNIX_EPOCH_MS) * 10_000n + BigInt(randomInt(10_000)));
 
 export class Identities {
   private readonly devices = new Map<string, Identity>();
@@ -36,7 +44,6 @@ export class Identities {
       const identity = record as Identity;
       this.remember(identity);
       etags.atLeast(identity.etag);
-      etags.atLeast(identity.twin.etag);
     }
   }
 
@@ -112,7 +119,8 @@ export class Identities {
     const status = body.status ?? existing?.status ?? "enabled";
     if (status !== "enabled" && status !== "disabled") throw badRequest("status must be 'enabled' or 'disabled'");
     const device = existing ? this.updated(existing, body) : this.created(deviceId, undefined, body);
-    if (status !== device.status) device.statusUpdatedTime = new Date().toISOString();
+    // "Never" until the status changes, as on Azure (DevicesClient_UpdateDevice_EtagDoesNotMatch.json).
+    if (existing && status !== existing.status) device.statusUpdatedTime = new Date().toISOString();
     device.status = status;
     device.statusReason = typeof body.statusReason === "string" ? body.statusReason : (device.statusReason ?? null);
     device.capabilities = { iotEdge: isObject(body.capabilities) && body.capabilities.iotEdge === true };
@@ -251,14 +259,14 @@ export class Identities {
     const now = new Date().toISOString();
     return {
       deviceId,
-      ...(moduleId === undefined ? {} : { moduleId, managedBy: "" }),
-      generationId: randomUUID().replace(/-/g, "").slice(0, 18),
+      ...(moduleId === undefined ? {} : { moduleId }),
+      generationId: generationIdAt(Date.now()),
       etag: this.etags.nextIdentityEtag(),
       statusUpdatedTime: NEVER,
       connectionStateUpdatedTime: NEVER,
       lastActivityTime: NEVER,
       authentication: authenticationOf(body),
-      twin: newTwin(this.etags.nextTwinEtag(), now),
+      twin: newTwin(now, moduleId !== undefined),
     };
   }
 

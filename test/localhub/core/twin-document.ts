@@ -39,14 +39,36 @@ const MAX_SAFE_TWIN_INTEGER = 4503599627370495;
 // eslint-disable-next-line no-control-regex
 const FORBIDDEN_KEY = /[.$ \u0000-\u001f\u007f]/;
 
-export function newTwin(etag: string, now: string): TwinState {
+/** "Never", as Azure writes an unset time. */
+export const NEVER = "0001-01-01T00:00:00Z";
+
+/**
+ * A new twin as Azure creates it (azure-sdk-for-net SessionRecords DevicesClient_DeviceTwinLifecycle.json and
+ * ModulesClient_DeviceTwinLifecycle.json): twin `version` 2, desired and reported `$version` 1, `$metadata` with only
+ * `$lastUpdated` (the creation time on a device twin, "never" on a module twin), etag `AAAAAAAAAAE=`.
+ * Twins stored by older hubs (versions from 0) load as they are: their versions only grow from there.
+ */
+export function newTwin(now: string, isModule: boolean): TwinState {
+  const lastUpdated = isModule ? NEVER : now;
   return {
-    etag,
-    version: 1,
+    etag: nextTwinEtag(undefined),
+    version: 2,
     tags: {},
-    desired: { values: {}, metadata: { $lastUpdated: now, $lastUpdatedVersion: 0 }, version: 0 },
-    reported: { values: {}, metadata: { $lastUpdated: now }, version: 0 },
+    desired: { values: {}, metadata: { $lastUpdated: lastUpdated }, version: 1 },
+    reported: { values: {}, metadata: { $lastUpdated: lastUpdated }, version: 1 },
   };
+}
+
+/**
+ * A twin's etag counts its own writes, base64 of an 8-byte counter from `AAAAAAAAAAE=` (the recordings above).
+ * A twin stored with a hub-wide counter's etag goes on from that number.
+ */
+export function nextTwinEtag(previous: string | undefined): string {
+  const bytes = previous === undefined ? Buffer.alloc(0) : Buffer.from(previous, "base64");
+  const count = bytes.length === 8 ? bytes.readBigUInt64BE() : 0n;
+  const next = Buffer.alloc(8);
+  next.writeBigUInt64BE(count + 1n);
+  return next.toString("base64");
 }
 
 export const isObject = (value: unknown): value is JsonObject =>

@@ -5,7 +5,7 @@
  */
 import type { Durability } from "./durability";
 import { badRequest, preconditionFailed } from "./errors";
-import { EtagCounter, etagMatches } from "./etags";
+import { etagMatches } from "./etags";
 import type { HubEvents } from "./events";
 import type { Identities } from "./identities";
 import { Identity, identityKey } from "./records";
@@ -13,6 +13,7 @@ import {
   Json,
   JsonObject,
   isObject,
+  nextTwinEtag,
   patchProperties,
   patchTags,
   replaceProperties,
@@ -24,7 +25,6 @@ export class Twins {
   constructor(
     private readonly durability: Durability,
     private readonly identities: Identities,
-    private readonly etags: EtagCounter,
     private readonly events: HubEvents,
   ) {}
 
@@ -118,7 +118,7 @@ export class Twins {
 
   private bumpAndSave(identity: Identity): void {
     identity.twin.version += 1;
-    identity.twin.etag = this.etags.nextTwinEtag();
+    identity.twin.etag = nextTwinEtag(identity.twin.etag);
     this.identities.save(identity);
   }
 
@@ -128,13 +128,31 @@ export class Twins {
     if (!isObject(body)) throw badRequest("the body must be a twin JSON object");
     const properties = body.properties === undefined || body.properties === null ? {} : body.properties;
     if (!isObject(properties)) throw badRequest("properties must be a JSON object");
-    if (properties.reported !== undefined) {
+    // A twin read back and sent whole (the .NET and Python registry samples do it) carries reported with only its
+    // `$metadata`/`$version`, and desired with them too: Azure ignores those read-only parts, as it ignores the
+    // identity fields (DevicesClient_DeviceTwinLifecycle.json, the PATCH after the GET). Reported values are the
+    // device's to write.
+    const reported = properties.reported;
+    if (reported !== undefined && reported !== null && !(isObject(reported) && onlyBookkeeping(reported))) {
       throw badRequest("reported properties can only be written by the device or module itself");
     }
     if (!etagMatches(ifMatch, identity.twin.etag)) {
       throw preconditionFailed(`the twin of ${identityKey(deviceId, moduleId)}`);
     }
     // Absent leaves a section alone; null clears it.
-    return { identity, tags: body.tags, desired: properties.desired };
+    return { identity, tags: body.tags, desired: withoutBookkeeping(properties.desired) };
   }
+}
+
+/** What the hub writes into a section itself; a client's copy of them is read-only. */
+const BOOKKEEPING = new Set(["$metadata", "$version"]);
+
+const onlyBookkeeping = (section: JsonObject): boolean => Object.keys(section).every((key) => BOOKKEEPING.has(key));
+
+/** A section without its read-only parts; one that held nothing else is left alone (undefined), not patched. */
+function withoutBookkeeping(section: Json | undefined): Json | undefined {
+  if (!isObject(section)) return section;
+  const entries = Object.entries(section).filter(([key]) => !BOOKKEEPING.has(key));
+  if (entries.length === 0 && Object.keys(section).length > 0) return undefined;
+  return Object.fromEntries<Json>(entries);
 }

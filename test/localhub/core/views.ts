@@ -32,7 +32,8 @@ export function deviceJson(d: Identity, connected: boolean): JsonObject {
 export function moduleJson(m: Identity, connected: boolean): JsonObject {
   return {
     moduleId: m.moduleId ?? null,
-    managedBy: m.managedBy ?? "",
+    // Azure answers null for a module nobody manages (ModulesClient_DeviceTwinLifecycle.json).
+    managedBy: m.managedBy || null,
     deviceId: m.deviceId,
     generationId: m.generationId,
     etag: m.etag,
@@ -64,6 +65,9 @@ export function twinJson(identity: Identity, device: Identity, connected: boolea
     version: twin.version,
     ...(Object.keys(twin.tags).length ? { tags: twin.tags } : {}),
     properties: { desired: serviceView(twin.desired), reported: serviceView(twin.reported) },
+    // Device twins carry the device's capabilities (DevicesClient_DeviceTwinLifecycle.json); module twins read
+    // with GET do not (ModulesClient_DeviceTwinLifecycle.json).
+    ...(identity.moduleId === undefined ? { capabilities: identity.capabilities ?? { iotEdge: false } } : {}),
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
+import { TLSSocket } from "node:tls";
 import { WebSocketServer, createWebSocketStream } from "ws";
 import type { WebSocket } from "ws";
 import type { MqttEdge } from "./mqtt/broker";
@@ -53,7 +54,13 @@ export class WebSocketEdge {
     server.handleUpgrade(req, socket, head, (ws) => {
       ws.on("error", (err) => this.log(`WebSocket closed: ${err.message}`));
       if (ws.protocol === "AMQPWSB10") this.acceptAmqp(ws, req.socket.remoteAddress);
-      else this.mqtt.accept(createWebSocketStream(ws), "websocket");
+      // The HTTPS connection's client certificate, if any, authenticates an X.509 device as on 8883.
+      else
+        this.mqtt.accept(
+          createWebSocketStream(ws),
+          "websocket",
+          req.socket instanceof TLSSocket ? req.socket : undefined,
+        );
     });
   }
 

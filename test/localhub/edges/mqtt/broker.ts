@@ -3,6 +3,7 @@
  * the old one), and the core's events routed to the right session.
  */
 import type { Duplex } from "node:stream";
+import type { TLSSocket } from "node:tls";
 import type { HubCore } from "../../core/hub-core";
 import { identityKey } from "../../core/records";
 import { Faults } from "../../core/faults";
@@ -44,9 +45,9 @@ export class MqttEdge {
     });
   }
 
-  /** Serves one client connection; `transport` only labels the log lines. */
-  accept(stream: Duplex, transport: string): void {
-    this.open.add(new Session(this, stream, transport));
+  /** Serves one client connection; `transport` only labels the log lines; `tls` is the TLS connection under it. */
+  accept(stream: Duplex, transport: string, tls?: TLSSocket): void {
+    this.open.add(new Session(this, stream, transport, tls));
   }
 
   /** A session that closed, authenticated or not. */

@@ -43,10 +43,15 @@ export class Session {
   private readonly inbound = new DelayLine();
   private readonly outbound = new DelayLine();
 
+  /**
+   * @param tls the TLS connection under the stream: the stream itself on 8883, the HTTPS connection under a WebSocket
+   *   on 443. Its client certificate authenticates X.509 devices on either port.
+   */
   constructor(
     readonly edge: MqttEdge,
     readonly stream: Duplex,
     readonly transport: string,
+    private readonly tls: TLSSocket | undefined = stream instanceof TLSSocket ? stream : undefined,
   ) {
     const parser = mqtt.parser({ protocolVersion: 4 });
     parser.on("packet", (packet: mqtt.Packet) => this.delayed(this.inbound, () => this.dispatch(packet)));
@@ -70,9 +75,8 @@ export class Session {
 
   /** The TLS client certificate, if the client sent one, and whether it chains to a configured client CA. */
   peerCertificate(): { certificate: X509Certificate; chainTrusted: boolean } | undefined {
-    if (!(this.stream instanceof TLSSocket)) return undefined;
-    const certificate = this.stream.getPeerX509Certificate();
-    return certificate && { certificate, chainTrusted: this.stream.authorized };
+    const certificate = this.tls?.getPeerX509Certificate();
+    return certificate && { certificate, chainTrusted: this.tls!.authorized };
   }
 
   get isClosed(): boolean {

@@ -5,10 +5,13 @@
 import type { HubCore } from "../../core/hub-core";
 import { queryTwins } from "../../core/query/hub-query";
 import { identityPath, type Permission } from "../../core/records";
-import type { Json } from "../../core/twin-document";
+import type { Json, JsonObject } from "../../core/twin-document";
+import { statisticsOrMessageRoute } from "./statistics-and-messages";
 
 export interface Request {
   body: Json;
+  /** The body as sent, for a route whose body is not JSON (`hasBody: "raw"`). */
+  bytes: Buffer;
   ifMatch: string | undefined;
   query: URLSearchParams;
   headers: Record<string, string | string[] | undefined>;
@@ -29,8 +32,8 @@ export interface Route {
   needs: Permission[];
   /** The resource the operation touches, checked against the token's scope. */
   resource: string;
-  /** Reads have no body to look at. */
-  hasBody: boolean;
+  /** Reads have no body to look at; "raw" bodies are not JSON (a cloud-to-device message). */
+  hasBody: boolean | "raw";
   run(request: Request): Promise<Answer>;
 }
 
@@ -39,8 +42,16 @@ const WRITE: Permission[] = ["RegistryWrite"];
 const TWIN_READ: Permission[] = ["ServiceConnect", "RegistryRead"];
 const TWIN_WRITE: Permission[] = ["ServiceConnect"];
 
+/**
+ * x-ms-item-type as Azure spells it: "Twin" is recorded (azure-sdk-for-net SessionRecords
+ * ModulesClient_Query_GetTwins.json); "Raw" for projections and aggregates follows the same spelling, unrecorded.
+ */
+const ITEM_TYPE_HEADER = { twin: "Twin", raw: "Raw" } as const;
+
 /** Maps method and path segments to a route; undefined for an unknown path, null for a method the path lacks. */
 export function route(core: HubCore, method: string, segments: string[]): Route | null | undefined {
+  const other = statisticsOrMessageRoute(core, method, segments);
+  if (other !== undefined) return other;
   if (segments[0] === "twins" && segments[segments.length - 1] === "methods")
     return methodRoute(core, method, segments);
   const [collection, deviceId, sub, moduleId, ...rest] = segments;
@@ -58,15 +69,16 @@ export function route(core: HubCore, method: string, segments: string[]): Route 
     // Twin queries read the whole registry: RegistryRead or ServiceConnect, on the hub-wide resource.
     const run: Route["run"] = async (r) => {
       const page = await queryTwins(core, r.body, r.headers);
-      const headers: Record<string, string> = { "x-ms-item-type": page.itemType };
+      const headers: Record<string, string> = { "x-ms-item-type": ITEM_TYPE_HEADER[page.itemType] };
       if (page.continuation) headers["x-ms-continuation"] = page.continuation; // absent means "last page"
       return new JsonWithHeaders(page.items, headers);
     };
     return { needs: TWIN_READ, resource: "devices", hasBody: true, run };
   }
   if (collection === "devices" && sub === undefined) {
-    if (method === "GET") return make(READ, false, () => identities.getDevice(deviceId));
-    if (method === "PUT") return make(WRITE, true, (r) => identities.putDevice(deviceId, r.body, r.ifMatch));
+    if (method === "GET") return make(READ, false, async () => withEtag(await identities.getDevice(deviceId)));
+    if (method === "PUT")
+      return make(WRITE, true, async (r) => withEtag(await identities.putDevice(deviceId, r.body, r.ifMatch)));
     if (method === "DELETE")
       return make(WRITE, false, async (r) => void (await identities.deleteDevice(deviceId, r.ifMatch)));
     return null;
@@ -88,6 +100,14 @@ export function route(core: HubCore, method: string, segments: string[]): Route 
     return null;
   }
   return undefined;
+}
+
+/**
+ * Azure sends an ETag header on device answers only: not on modules, twins or lists (the SessionRecords of
+ * azure-sdk-for-net, DevicesClient_DeviceTwinLifecycle.json and ModulesClient_DeviceTwinLifecycle.json).
+ */
+function withEtag(device: JsonObject): JsonWithHeaders {
+  return new JsonWithHeaders(device, typeof device.etag === "string" ? { ETag: `"${device.etag}"` } : {});
 }
 
 /** POST /twins/{id}/methods and /twins/{id}/modules/{mid}/methods: a direct method, ServiceConnect. */

@@ -8,7 +8,6 @@ import { HubError, badRequest, invalidProtocolVersion } from "../../core/errors"
 import type { HubCore } from "../../core/hub-core";
 import { ENABLE_OAUTH_HINT, OAuthMode, authenticateBearer, isBearer } from "../../core/bearer";
 import { Principal, authenticate, authorize } from "../../core/sas";
-import { isObject } from "../../core/twin-document";
 import { parseJson, readBody } from "./body";
 import { JsonWithHeaders, route } from "./routes";
 import { msSince } from "../timing";
@@ -60,7 +59,9 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
   };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = process.hrtime.bigint();
-    const trackingId = randomUUID();
+    // Azure answers every request with x-ms-request-id; error bodies name it again, without dashes.
+    const requestId = randomUUID();
+    const trackingId = requestId.replace(/-/g, "");
     const method = req.method ?? "GET";
     let pathname = (req.url ?? "/").split("?")[0].slice(0, 200);
     let status = 500;
@@ -73,30 +74,26 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
       if (found === null) throw new HubError(405, "MethodNotAllowed", `${method} is not supported on ${pathname}`);
       authorize(principalOf(req.headers.authorization), found.needs, found.resource);
       if (!found.hasBody) req.resume(); // nothing to look at; drain whatever was sent
-      const body = found.hasBody ? parseJson(await readBody(req)) : {};
+      const bytes = found.hasBody ? await readBody(req) : Buffer.alloc(0);
+      const body = found.hasBody === true ? parseJson(bytes) : {};
       const ifMatch = req.headers["if-match"];
       const answer = await found.run({
         body,
+        bytes,
         ifMatch: typeof ifMatch === "string" ? ifMatch : undefined,
         query: target.query,
         headers: req.headers,
       });
       if (answer === undefined) {
         status = 204;
-        res.writeHead(204, { "iothub-tracking-id": trackingId }).end();
+        res.writeHead(204, { "x-ms-request-id": requestId }).end();
         return;
       }
       const { json, headers } = answer instanceof JsonWithHeaders ? answer : { json: answer, headers: {} };
-      const etag = isObject(json) ? json.etag : undefined;
       // Serialised before the status line: if it throws, the client still gets an error answer, not silence.
       const text = JSON.stringify(json);
       status = 200;
-      res.writeHead(200, {
-        "Content-Type": JSON_TYPE,
-        "iothub-tracking-id": trackingId,
-        ...(typeof etag === "string" ? { ETag: `"${etag}"` } : {}),
-        ...headers,
-      });
+      res.writeHead(200, { "Content-Type": JSON_TYPE, "x-ms-request-id": requestId, ...headers });
       res.end(text);
     } catch (err) {
       const hubError =
@@ -108,7 +105,7 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
         res.writeHead(status, {
           "Content-Type": JSON_TYPE,
           "iothub-errorcode": hubError.code,
-          "iothub-tracking-id": trackingId,
+          "x-ms-request-id": requestId,
         });
         res.end(hubError.toRestBody(trackingId));
       }

@@ -1,0 +1,42 @@
+/** Client certificates for X.509 tests: self-signed device certificates, a test CA, and devices signed by it. */
+import { X509Certificate } from "node:crypto";
+import { generate } from "selfsigned";
+
+const EC = { keyType: "ec", curve: "P-256", algorithm: "sha256" } as const;
+const DAY = 86_400_000;
+
+export interface ClientCertificate {
+  cert: string;
+  key: string;
+  sha1: string;
+  sha256: string;
+}
+
+/** A CA (self-signed, may sign) when `issuer` is absent; else a client certificate `issuer` signed. */
+export async function certificate(
+  commonName: string,
+  issuer?: { key: string; cert: string },
+): Promise<ClientCertificate> {
+  const made = await generate([{ name: "commonName", value: commonName }], {
+    ...EC,
+    notBeforeDate: new Date(Date.now() - 60_000),
+    notAfterDate: new Date(Date.now() + DAY),
+    ...(issuer ? { ca: issuer } : {}),
+    extensions: issuer
+      ? [
+          { name: "basicConstraints", cA: false },
+          { name: "extKeyUsage", clientAuth: true },
+        ]
+      : [
+          { name: "basicConstraints", cA: true, critical: true },
+          { name: "keyUsage", keyCertSign: true, digitalSignature: true, critical: true },
+        ],
+  });
+  const x509 = new X509Certificate(made.cert);
+  return {
+    cert: made.cert,
+    key: made.private,
+    sha1: x509.fingerprint.replace(/:/g, ""),
+    sha256: x509.fingerprint256.replace(/:/g, ""),
+  };
+}
