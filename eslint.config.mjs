@@ -72,6 +72,25 @@ export default defineConfig(
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },
   {
+    // The portal's page script runs in the browser, as plain JavaScript with no build step: no types to check.
+    files: ["test/localhub/edges/portal/static/*.js"],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      sourceType: "script",
+      globals: {
+        document: "readonly",
+        fetch: "readonly",
+        EventSource: "readonly",
+        navigator: "readonly",
+        getSelection: "readonly",
+        confirm: "readonly",
+        CSS: "readonly",
+        URLSearchParams: "readonly",
+      },
+    },
+    rules: { "@typescript-eslint/no-unused-vars": ["error", { ignoreRestSiblings: true }] },
+  },
+  {
     // Test bodies read wire JSON and SDK results that the SDKs type as `any`, and check each read at once with a jest
     // expectation, which fails on a wrong shape; nothing leaks out of a test. The scripts, the hub and the test
     // helpers keep these rules.

@@ -6,10 +6,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
+import { pathToFileURL } from "node:url";
 import { PORT_REDIRECT_PATH, PortError, redirectEnv, startHub } from "./localhub";
 
 const ROOT = path.resolve(__dirname, "..");
-const TSX = path.join(ROOT, "node_modules", ".bin", process.platform === "win32" ? "tsx.cmd" : "tsx");
+/**
+ * What `npx tsx <file>` runs, in one process: tsx's command would start the script in a second node, which a signal
+ * to the first does not always reach. Hooks loaded with --import, as a file URL (Windows paths are no URLs).
+ */
+const NODE_WITH_TSX = [process.execPath, "--import", pathToFileURL(require.resolve("tsx")).href];
 const PATCH_TIMEOUT_MS = 15_000;
 
 const started = Date.now();
@@ -28,7 +33,8 @@ function startScript(
   env: NodeJS.ProcessEnv,
   cwd: string,
 ): { child: ChildProcess; output: () => string } {
-  const child = spawn(TSX, [path.join(ROOT, file)], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  const [node, ...nodeArgs] = NODE_WITH_TSX;
+  const child = spawn(node, [...nodeArgs, path.join(ROOT, file)], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   children.add(child);
   child.on("exit", () => children.delete(child));
   let output = "";
@@ -124,8 +130,7 @@ export async function main(): Promise<void> {
     receiver.child.kill("SIGINT");
     if ((await exitCode(receiver.child)) !== 0) throw new StepFailed("the receiver did not exit cleanly on Ctrl-C");
   } finally {
-    // SIGTERM, not SIGKILL: tsx passes it on to the script it runs in a second process; SIGKILL would orphan that one.
-    for (const child of children) child.kill("SIGTERM");
+    for (const child of children) child.kill("SIGKILL");
     await hub.stop();
     fs.rmSync(workDir, { recursive: true, force: true });
   }

@@ -1,13 +1,15 @@
 /**
  * @summary Runs jest with the test hub's certificate authority trusted. Node reads NODE_EXTRA_CA_CERTS only when a
- * process starts, so the CA has to exist, and the variable to be set, before jest itself starts.
+ * process starts, so the CA has to exist, and the variable to be set, before jest itself starts. With `--typecheck`
+ * (`npm test`), the type check runs beside jest instead of before it, and incrementally (its state in
+ * node_modules/.cache): an unchanged tree is checked again in about half the time.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { ensureCertificates } from "./localhub";
-import { TEST_TLS_DIR } from "./helpers/paths";
+import { ROOT, TEST_TLS_DIR } from "./helpers/paths";
 
 /** The counts we print from the summary jest writes with --json --outputFile. */
 interface JestSummary {
@@ -18,26 +20,58 @@ interface JestSummary {
   numTodoTests: number;
 }
 
+const TYPECHECK_STATE = path.join(ROOT, "node_modules", ".cache", "typecheck.tsbuildinfo");
+
+/** Runs a node program to its end; `capture` keeps its output for later instead of showing it as it comes. */
+function run(args: string[], env: NodeJS.ProcessEnv, capture: boolean): Promise<{ code: number; output: string }> {
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env,
+    stdio: capture ? ["ignore", "pipe", "pipe"] : "inherit",
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+  });
+}
+
+const NO_TYPECHECK = Promise.resolve({ code: 0, output: "" });
+const TSC = [require.resolve("typescript/bin/tsc"), "--noEmit", "-p", ".", "--incremental"];
+
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const typecheck = args.includes("--typecheck")
+    ? run([...TSC, "--tsBuildInfoFile", TYPECHECK_STATE], process.env, true)
+    : NO_TYPECHECK;
   const { caPath } = await ensureCertificates(TEST_TLS_DIR);
   const resultsFile = path.join(os.tmpdir(), `jest-results-${process.pid}.json`);
-  const result = spawnSync(
-    process.execPath,
-    [require.resolve("jest/bin/jest"), "--json", `--outputFile=${resultsFile}`, ...process.argv.slice(2)],
-    {
-      stdio: "inherit",
-      env: { ...process.env, NODE_EXTRA_CA_CERTS: caPath },
-    },
+  const jest = await run(
+    [
+      require.resolve("jest/bin/jest"),
+      "--json",
+      `--outputFile=${resultsFile}`,
+      ...args.filter((arg) => arg !== "--typecheck"),
+    ],
+    { ...process.env, NODE_EXTRA_CA_CERTS: caPath },
+    false,
   );
+  const types = await typecheck;
+  if (types.code !== 0) console.error(`\nThe type check (tsc --noEmit) failed:\n${types.output}`);
   // A plain closing line that any CI log reader understands.
   if (fs.existsSync(resultsFile)) {
     const results = JSON.parse(fs.readFileSync(resultsFile, "utf8")) as JestSummary;
     fs.rmSync(resultsFile);
     const failed = results.numFailedTests + results.numRuntimeErrorTestSuites;
     const skipped = results.numPendingTests + results.numTodoTests;
-    console.log(`${results.numPassedTests} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+    const typeLine = typecheck === NO_TYPECHECK ? "" : types.code === 0 ? "; types checked" : "; type check FAILED";
+    console.log(
+      `${results.numPassedTests} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}${typeLine}`,
+    );
   }
-  process.exit(result.status ?? 1);
+  process.exit(jest.code !== 0 ? jest.code : types.code);
 }
 
 main().catch((err) => {

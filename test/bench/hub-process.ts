@@ -20,6 +20,12 @@ export interface BenchHub {
   stop(): Promise<void>;
 }
 
+/** BENCH_HUB_CPU_PROF=DIR: every bench hub writes a V8 CPU profile into DIR when it stops (node --cpu-prof). */
+function cpuProfileArgs(): string[] {
+  const dir = process.env.BENCH_HUB_CPU_PROF;
+  return dir ? ["--cpu-prof", "--cpu-prof-dir", dir] : [];
+}
+
 /** LOCALHUB_PORT_MAP's value (`443=40123,8883=40124`) as a map. */
 function parsePortMap(value: string): Record<number, number> {
   const map: Record<number, number> = {};
@@ -39,7 +45,8 @@ export async function startBenchHub(dataDir: string, certDir: string): Promise<B
   for (const file of fs.readdirSync(certDir).filter((name) => name.endsWith(".pem")))
     fs.copyFileSync(path.join(certDir, file), path.join(dataDir, file));
   const cli = path.join(ROOT, "test/localhub/cli.ts");
-  const args = ["--import", TSX_LOADER, cli, "--data", dataDir, "--quiet", "--https-port", "0", "--mqtt-port", "0"];
+  const args = [...cpuProfileArgs(), "--import", TSX_LOADER, cli, "--data", dataDir, "--quiet"];
+  args.push("--https-port", "0", "--mqtt-port", "0");
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   let output = "";
   await new Promise<void>((resolve, reject) => {
@@ -76,11 +83,7 @@ export async function startBenchMessagingHub(dataDir: string, certDir: string): 
   fs.mkdirSync(dataDir, { recursive: true });
   for (const file of fs.readdirSync(certDir).filter((name) => name.endsWith(".pem")))
     fs.copyFileSync(path.join(certDir, file), path.join(dataDir, file));
-  // BENCH_HUB_CPU_PROF=DIR: the hub writes a V8 CPU profile into DIR when it stops (node --cpu-prof).
-  const profile = process.env.BENCH_HUB_CPU_PROF
-    ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_HUB_CPU_PROF]
-    : [];
-  const args = [...profile, "--import", TSX_LOADER, path.join(__dirname, "messaging-hub.ts"), dataDir];
+  const args = [...cpuProfileArgs(), "--import", TSX_LOADER, path.join(__dirname, "messaging-hub.ts"), dataDir];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   let output = "";
   const started = await new Promise<{

@@ -104,6 +104,7 @@ export async function openRawReader(
   partitionId: string,
   afterSequenceNumber: number,
   onMessage: (message: AmqpMessage) => void,
+  credit = 100,
 ): Promise<Connection> {
   const endpoint = new URL(field(eventHubConnectionString, "Endpoint"));
   const keyName = field(eventHubConnectionString, "SharedAccessKeyName");
@@ -150,7 +151,7 @@ export async function openRawReader(
         ),
       },
     },
-    credit_window: 100,
+    credit_window: credit,
   });
   reader.on("message", (context: EventContext) => onMessage(context.message!));
   await new Promise((resolve) => reader.once("receiver_open", resolve));

@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import { TSX_LOADER } from "./hub-process";
 import { sleep } from "./measure";
+import { READER_WINDOW } from "./peer-reader";
 
 export interface PeerBroker {
   name: string;
@@ -83,8 +84,8 @@ async function acceptsConnections(port: number): Promise<boolean> {
 
 /**
  * mosquitto with TLS, persistence on (its default: saved on shutdown and every 30 min, no fsync per message), no cap
- * on its queue for the subscriber (the default 1,000 would drop messages) and 100 in flight to it, as the hub's
- * readers grant 100 credits.
+ * on its queue for the subscriber (the default 1,000 would drop messages) and as many in flight to it as the hub's
+ * readers grant credit (READER_WINDOW).
  */
 export async function startMosquitto(certDir: string, workDir: string): Promise<PeerBroker> {
   const version = mosquittoVersion();
@@ -102,7 +103,7 @@ export async function startMosquitto(certDir: string, workDir: string): Promise<
       "persistence true",
       `persistence_location ${workDir}/`,
       "max_queued_messages 0",
-      "max_inflight_messages 100",
+      `max_inflight_messages ${READER_WINDOW}`,
       `user ${os.userInfo().username}`,
       // Its log goes to a pipe, shown only if it fails to start: killed clients make it log every dropped TLS socket.
       "log_dest stderr",

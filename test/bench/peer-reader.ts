@@ -23,6 +23,9 @@ export interface ReaderPlan {
 
 /** The MQTT topic filter the subscriber takes: every device's telemetry, as the load generator names it. */
 export const TELEMETRY_FILTER = "devices/+/messages/events/#";
+/** Messages a reader lets the broker send ahead of what it has taken: EventHubConsumerClient's credit with
+ * maxBatchSize 1,000, and the brokers' in-flight window to the subscriber (peer-brokers.ts). */
+export const READER_WINDOW = 1000;
 
 let count = 0;
 let total = Infinity;
@@ -91,7 +94,7 @@ async function readRaw(eventHubConnectionString: string): Promise<Connection[]> 
   await consumer.close();
   return Promise.all(
     Object.entries(start).map(([id, { sequenceNumber }]) =>
-      openRawReader(eventHubConnectionString, id, sequenceNumber, () => onMessages(1)),
+      openRawReader(eventHubConnectionString, id, sequenceNumber, () => onMessages(1), READER_WINDOW),
     ),
   );
 }

@@ -16,6 +16,7 @@ export async function measurePeersPart(
   );
   const peers = await measurePeers(hubDir, rounds, (text) => log(`   ${text}`));
   const base = peers.mosquitto ?? peers.aedes;
+  // Medians divided by medians here; the targets use the median of each round's ratio (printed below the table).
   const ratio = (n: number, of: number) => `${round(n / of)}x`.padStart(7);
   const row = (name: string, ingest: number | undefined, delivered: number) =>
     `   ${name.padEnd(44)} ${ingest === undefined ? "".padStart(8) : String(ingest).padStart(8)} ` +
@@ -43,6 +44,15 @@ export async function measurePeersPart(
     );
   else log(`   mosquitto: not installed (apt-get install mosquitto / brew install mosquitto)`);
   log(`   hub CPU ${peers.hub.hubCpuMicrosPerMessage} µs per message (ingest and raw read-back)`);
+  const r = peers.ratios;
+  log("   the hub against each peer, each round's ratio, median over the rounds:");
+  if (r.ingestToMosquitto !== undefined)
+    log(
+      `     to mosquitto: ingest ${r.ingestToMosquitto}x, raw read-back ${r.readBackToMosquittoDelivery}x, SDK read-back ${r.sdkReadBackToMosquittoDelivery}x of its delivery`,
+    );
+  log(
+    `     to aedes: ingest ${r.ingestToAedes}x, raw read-back ${r.readBackToAedesDelivery}x, SDK read-back ${r.sdkReadBackToAedesDelivery}x of its delivery`,
+  );
   const telemetry = (results.telemetry ?? {}) as Record<string, unknown>;
   results.telemetry = {
     ...telemetry,
@@ -60,5 +70,6 @@ export async function measurePeersPart(
     mosquitto: peers.mosquitto ? peerFigures(peers.mosquitto) : "not installed",
     aedes: peerFigures(peers.aedes),
     rounds,
+    ratios: peers.ratios,
   };
 }

@@ -20,10 +20,14 @@ const TOTAL = SENDERS * PER_SENDER;
 export interface LoadFigures {
   ingestPerSec: number;
   deliveredPerSec: number;
+  /** CPU the reader process and the broker process spent, per message, from "go" to the last delivery. */
+  readerCpuMicros: number;
+  brokerCpuMicros: number;
 }
 
 /** One load: the reader subscribes, the senders connect, then all publish; times from the first byte sent. */
 async function runLoad(
+  brokerPid: number,
   senders: LoadPlan["senders"],
   port: number,
   reader: ReaderPlan,
@@ -39,12 +43,17 @@ async function runLoad(
     await load.next("connected");
     const acknowledged = load.next<{ started: number; acknowledged: number }>("acknowledged");
     const delivered = readerProcess.next<{ delivered: number }>("delivered");
+    const readerCpu = cpuMs(readerProcess.process.pid!);
+    const brokerCpu = cpuMs(brokerPid);
     load.send("go");
     const { started, acknowledged: lastAck } = await acknowledged;
     const { delivered: lastDelivered } = await delivered;
+    const perMessage = (ms: number) => round((ms * 1000) / TOTAL, 1);
     return {
       ingestPerSec: Math.round(TOTAL / ((lastAck - started) / 1000)),
       deliveredPerSec: Math.round(TOTAL / ((lastDelivered - started) / 1000)),
+      readerCpuMicros: perMessage(cpuMs(readerProcess.process.pid!) - readerCpu),
+      brokerCpuMicros: perMessage(cpuMs(brokerPid) - brokerCpu),
     };
   } finally {
     await Promise.all([load.stop(), readerProcess.stop()]);
@@ -54,6 +63,8 @@ async function runLoad(
 const medianOf = (runs: LoadFigures[]): LoadFigures => ({
   ingestPerSec: median(runs.map((r) => r.ingestPerSec)),
   deliveredPerSec: median(runs.map((r) => r.deliveredPerSec)),
+  readerCpuMicros: median(runs.map((r) => r.readerCpuMicros)),
+  brokerCpuMicros: median(runs.map((r) => r.brokerCpuMicros)),
 });
 
 export interface PeersFigures {
@@ -61,6 +72,21 @@ export interface PeersFigures {
   aedes: LoadFigures & { name: string };
   mosquitto?: LoadFigures & { name: string };
   rounds: number;
+  /** The hub's figures divided by a peer's of the same round, median over the rounds: the machine's load changes
+   * between rounds more than between the loads of one round. */
+  ratios: {
+    ingestToMosquitto?: number;
+    readBackToMosquittoDelivery?: number;
+    sdkReadBackToMosquittoDelivery?: number;
+    ingestToAedes: number;
+    readBackToAedesDelivery: number;
+    sdkReadBackToAedesDelivery: number;
+  };
+}
+
+/** The median over rounds of hub[i][key] / peer[i][peerKey]. */
+function ratioOf(hub: LoadFigures[], key: keyof LoadFigures, peer: LoadFigures[], peerKey: keyof LoadFigures): number {
+  return round(median(hub.map((h, i) => h[key] / peer[i][peerKey])));
 }
 
 /** Device identities on the hub for the senders, with their keys. */
@@ -94,40 +120,50 @@ export async function measurePeers(hubDir: string, rounds: number, log: (line: s
 
     const raw: LoadFigures[] = [];
     const sdk: LoadFigures[] = [];
-    const cpu: number[] = [];
     const byPeer = new Map<string, LoadFigures[]>(peers.map((peer) => [peer.name, []]));
     for (let round_ = 1; round_ <= rounds; round_++) {
       const tag = `${Date.now()}`;
-      const cpuBefore = cpuMs(hub.child.pid!);
-      raw.push(
-        await runLoad(senders, hubPort, { kind: "amqp", total: TOTAL, eventHubConnectionString }, readerEnv, tag),
-      );
-      cpu.push(((cpuMs(hub.child.pid!) - cpuBefore) * 1000) / TOTAL);
-      sdk.push(
-        await runLoad(senders, hubPort, { kind: "sdk", total: TOTAL, eventHubConnectionString }, readerEnv, tag),
-      );
+      const hubPid = hub.child.pid!;
+      const hubLoad = (kind: "amqp" | "sdk") =>
+        runLoad(hubPid, senders, hubPort, { kind, total: TOTAL, eventHubConnectionString }, readerEnv, tag);
+      raw.push(await hubLoad("amqp"));
+      sdk.push(await hubLoad("sdk"));
       for (const peer of peers) {
         const reader: ReaderPlan = { kind: "mqtt", total: TOTAL, host: "localhost", port: peer.port };
-        byPeer.get(peer.name)!.push(await runLoad(peerSenders, peer.port, reader, process.env, tag));
+        byPeer.get(peer.name)!.push(await runLoad(peer.pid, peerSenders, peer.port, reader, process.env, tag));
       }
-      const last = (runs: LoadFigures[]) => `${runs.at(-1)!.ingestPerSec}/${runs.at(-1)!.deliveredPerSec}`;
-      log(
-        `round ${round_}: ingest/delivered msgs/s: hub ${last(raw)} (raw reader), ${last(sdk)} (SDK); ` +
-          peers.map((peer) => `${peer.name} ${last(byPeer.get(peer.name)!)}`).join("; "),
-      );
+      const last = (runs: LoadFigures[]) => {
+        const r = runs.at(-1)!;
+        return `${r.ingestPerSec}/${r.deliveredPerSec} (CPU µs/msg ${r.brokerCpuMicros}/${r.readerCpuMicros})`;
+      };
+      log(`round ${round_}: ingest/delivered msgs/s (CPU per message: broker/reader)`);
+      log(`  hub, raw reader ${last(raw)}; hub, SDK reader ${last(sdk)}`);
+      log(`  ${peers.map((peer) => `${peer.name} ${last(byPeer.get(peer.name)!)}`).join("; ")}`);
     }
     const hubRaw = medianOf(raw);
+    const aedes = byPeer.get(peers[0].name)!;
     const figures: PeersFigures = {
       hub: {
         ingestPerSec: hubRaw.ingestPerSec,
         readBackPerSec: hubRaw.deliveredPerSec,
         sdkReadBackPerSec: medianOf(sdk).deliveredPerSec,
-        hubCpuMicrosPerMessage: round(median(cpu), 1),
+        hubCpuMicrosPerMessage: hubRaw.brokerCpuMicros,
       },
-      aedes: { name: peers[0].name, ...medianOf(byPeer.get(peers[0].name)!) },
+      aedes: { name: peers[0].name, ...medianOf(aedes) },
       rounds,
+      ratios: {
+        ingestToAedes: ratioOf(raw, "ingestPerSec", aedes, "ingestPerSec"),
+        readBackToAedesDelivery: ratioOf(raw, "deliveredPerSec", aedes, "deliveredPerSec"),
+        sdkReadBackToAedesDelivery: ratioOf(sdk, "deliveredPerSec", aedes, "deliveredPerSec"),
+      },
     };
-    if (peers[1]) figures.mosquitto = { name: peers[1].name, ...medianOf(byPeer.get(peers[1].name)!) };
+    if (peers[1]) {
+      const mosquitto = byPeer.get(peers[1].name)!;
+      figures.mosquitto = { name: peers[1].name, ...medianOf(mosquitto) };
+      figures.ratios.ingestToMosquitto = ratioOf(raw, "ingestPerSec", mosquitto, "ingestPerSec");
+      figures.ratios.readBackToMosquittoDelivery = ratioOf(raw, "deliveredPerSec", mosquitto, "deliveredPerSec");
+      figures.ratios.sdkReadBackToMosquittoDelivery = ratioOf(sdk, "deliveredPerSec", mosquitto, "deliveredPerSec");
+    }
     return figures;
   } finally {
     await Promise.all(peers.map((peer) => peer.stop()));

@@ -3,12 +3,12 @@
  * a wrong key, an expired token and a policy without ServiceConnect; bad bytes never take the hub down.
  */
 import { createHmac } from "node:crypto";
-import * as tls from "node:tls";
 import { Client as ServiceClient } from "azure-iothub";
 import { Message } from "azure-iot-device";
 import { EventHubConsumerClient, earliestEventPosition } from "@azure/event-hubs";
 import { createSasToken } from "../localhub";
 import { eventually } from "../helpers/hub";
+import { amqpInMemory, timeout } from "../helpers/raw";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 import { readRedirect } from "./redirect-client";
 
@@ -139,15 +139,12 @@ describe("Event Hubs-compatible endpoint", () => {
 });
 
 describe("bad bytes", () => {
+  /** Sends `bytes` straight to the AMQP edge (parsing needs no TLS), and waits for the hub to close, 2 s at most. */
   async function sendRaw(bytes: Buffer): Promise<void> {
-    const socket = tls.connect({ host: "localhost", port: running.hub.amqp.port, servername: "localhost" });
-    socket.on("error", () => {});
-    await new Promise((resolve) => socket.once("secureConnect", resolve));
-    socket.write(bytes);
-    await new Promise((resolve) => {
-      socket.once("close", resolve);
-      setTimeout(() => resolve(socket.destroy()), 2000);
-    });
+    const { stream, closed } = amqpInMemory(running.hub);
+    stream.write(bytes);
+    await Promise.race([closed, timeout(2000)]);
+    stream.destroy();
   }
 
   it("drops garbage, a broken header and an oversized frame, and keeps serving", async () => {

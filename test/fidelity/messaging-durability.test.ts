@@ -1,108 +1,99 @@
 /** Telemetry and cloud-to-device messages the hub acknowledged survive a kill -9 of the hub process. */
 import * as path from "node:path";
-import { ChildProcess, spawn } from "node:child_process";
 import { Client as ServiceClient, Registry } from "azure-iothub";
 import { Client as DeviceClient, Message } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { EventHubConsumerClient, ReceivedEventData, earliestEventPosition } from "@azure/event-hubs";
 import { NODE_WITH_TSX } from "../helpers/paths";
+import { ProcessRun, startProcess } from "../helpers/processes";
 import { eventually, tempDir } from "../helpers/hub";
 import { setPortMap } from "../localhub";
 
 interface Running {
-  child: ChildProcess;
+  run: ProcessRun;
   ports: { https: number; mqtt: number; amqp: number };
   iotHub: string;
   eventHub: string;
 }
 
-const children: ChildProcess[] = [];
-afterAll(() => {
-  children.forEach((child) => child.kill("SIGKILL"));
-  // The map is global to the process (jest runs later test files in it): leave it as found.
-  setPortMap({});
-});
+// The map is global to the process (jest runs later test files in it): leave it as found.
+afterAll(() => setPortMap({}));
 
+/** The hub as its own process, which prints one JSON line with its ports and connection strings once it serves. */
 async function startHubProcess(dataDir: string): Promise<Running> {
   const [node, ...args] = NODE_WITH_TSX;
-  const child = spawn(node, [...args, path.join(__dirname, "messaging-hub-process.ts"), dataDir], {
-    stdio: ["ignore", "pipe", "inherit"],
+  const run = startProcess(node, [...args, path.join(__dirname, "messaging-hub-process.ts"), dataDir], {
     env: process.env,
+    label: "the hub process",
   });
-  children.push(child);
-  const line = await new Promise<string>((resolve, reject) => {
-    let output = "";
-    child.stdout.on("data", (chunk) => {
-      output += chunk;
-      if (output.includes("\n")) resolve(output.split("\n")[0]);
-    });
-    child.once("exit", (code) => reject(new Error(`the hub process exited with ${code}`)));
-  });
-  const running = { child, ...JSON.parse(line) } as Running;
+  try {
+    await run.waitForOutput(/\n/, 20_000);
+  } catch (err) {
+    await run.stop();
+    throw err;
+  }
+  const running = { run, ...JSON.parse(run.stdout.split("\n")[0]) } as Running;
   setPortMap({ 443: running.ports.https, 8883: running.ports.mqtt, 5671: running.ports.amqp });
   return running;
-}
-
-function kill9(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once("exit", () => resolve());
-    child.kill("SIGKILL");
-  });
 }
 
 it("keeps every acknowledged telemetry message and queued C2D message through a kill -9", async () => {
   const dataDir = tempDir();
   let hub = await startHubProcess(dataDir);
-  const registry = Registry.fromConnectionString(hub.iotHub);
-  const device = (await registry.create({ deviceId: "durable-dev" })).responseBody;
-  const key = device.authentication!.symmetricKey!.primaryKey;
-  const client = DeviceClient.fromConnectionString(
-    `HostName=localhost;DeviceId=durable-dev;SharedAccessKey=${key}`,
-    Mqtt,
-  );
-  await client.open();
-  // Each sendEvent resolves on the hub's PUBACK: from then on the message must not be lost.
-  await Promise.all(Array.from({ length: 50 }, (_, i) => client.sendEvent(new Message(`reading ${i}`))));
-  const service = ServiceClient.fromConnectionString(hub.iotHub);
-  await service.send("durable-dev", new Message("for later"));
-  await service.close();
-  await client.close();
-
-  await kill9(hub.child);
-  hub = await startHubProcess(dataDir);
-
-  const consumer = new EventHubConsumerClient("$Default", hub.eventHub);
-  const events: ReceivedEventData[] = [];
-  const subscription = consumer.subscribe(
-    {
-      processEvents: (batch) => Promise.resolve(void events.push(...batch)),
-      processError: () => Promise.resolve(),
-    },
-    { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 },
-  );
   try {
-    await eventually(() => events.length >= 50, "50 events");
-  } finally {
-    await subscription.close();
-    await consumer.close();
-  }
-  const bodies = events.map((e) => Buffer.from(e.body as Buffer).toString()).sort();
-  expect(new Set(bodies).size).toBe(50);
+    const registry = Registry.fromConnectionString(hub.iotHub);
+    const device = (await registry.create({ deviceId: "durable-dev" })).responseBody;
+    const key = device.authentication!.symmetricKey!.primaryKey;
+    const client = DeviceClient.fromConnectionString(
+      `HostName=localhost;DeviceId=durable-dev;SharedAccessKey=${key}`,
+      Mqtt,
+    );
+    await client.open();
+    // Each sendEvent resolves on the hub's PUBACK: from then on the message must not be lost.
+    await Promise.all(Array.from({ length: 50 }, (_, i) => client.sendEvent(new Message(`reading ${i}`))));
+    const service = ServiceClient.fromConnectionString(hub.iotHub);
+    await service.send("durable-dev", new Message("for later"));
+    await service.close();
+    await client.close();
 
-  const received: Message[] = [];
-  const again = DeviceClient.fromConnectionString(
-    `HostName=localhost;DeviceId=durable-dev;SharedAccessKey=${key}`,
-    Mqtt,
-  );
-  again.on("message", (message: Message) => {
-    received.push(message);
-    void again.complete(message);
-  });
-  await again.open();
-  try {
-    await eventually(() => received.length === 1, "the C2D message");
-    expect(received[0].data.toString()).toBe("for later");
+    await hub.run.stop(); // SIGKILL to its group: kill -9
+    hub = await startHubProcess(dataDir);
+
+    const consumer = new EventHubConsumerClient("$Default", hub.eventHub);
+    const events: ReceivedEventData[] = [];
+    const subscription = consumer.subscribe(
+      {
+        processEvents: (batch) => Promise.resolve(void events.push(...batch)),
+        processError: () => Promise.resolve(),
+      },
+      { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 },
+    );
+    try {
+      await eventually(() => events.length >= 50, "50 events");
+    } finally {
+      await subscription.close();
+      await consumer.close();
+    }
+    const bodies = events.map((e) => Buffer.from(e.body as Buffer).toString()).sort();
+    expect(new Set(bodies).size).toBe(50);
+
+    const received: Message[] = [];
+    const again = DeviceClient.fromConnectionString(
+      `HostName=localhost;DeviceId=durable-dev;SharedAccessKey=${key}`,
+      Mqtt,
+    );
+    again.on("message", (message: Message) => {
+      received.push(message);
+      void again.complete(message);
+    });
+    await again.open();
+    try {
+      await eventually(() => received.length === 1, "the C2D message");
+      expect(received[0].data.toString()).toBe("for later");
+    } finally {
+      await again.close();
+    }
   } finally {
-    await again.close();
+    await hub.run.stop();
   }
 });

@@ -91,7 +91,7 @@ it("loses nothing it acknowledged when killed with SIGKILL", async () => {
       await hub.stop();
     }
   } finally {
-    cli.child.kill("SIGKILL");
+    await cli.stop();
   }
 });
 

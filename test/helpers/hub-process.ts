@@ -1,15 +1,12 @@
 /** `npm run hub`'s program as its own process, for tests of the CLI and of kill -9. */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ChildProcess, SpawnOptions, spawn } from "node:child_process";
 import { setPortMap } from "../localhub";
-import { copyTestCertificates, eventually } from "./hub";
+import { copyTestCertificates } from "./hub";
 import { NODE_WITH_TSX, ROOT } from "./paths";
+import { ProcessRun, StartOptions, startProcess } from "./processes";
 
-export interface HubProcess {
-  child: ChildProcess;
-  output(): string;
-  exited: Promise<number | null>;
+export interface HubProcess extends ProcessRun {
   /** Resolves once the CLI printed `ready`. */
   ready(): Promise<void>;
   /** The iothubowner connection string from DIR/env; sends this process's localhost:443/8883 to the hub's ports. */
@@ -20,23 +17,17 @@ export interface HubProcess {
 export function spawnHubCli(
   dataDir: string,
   flags: string[] = ["--https-port", "0", "--mqtt-port", "0"],
-  options: SpawnOptions = {},
+  options: StartOptions = {},
 ): HubProcess {
   copyTestCertificates(dataDir);
   const [node, ...nodeArgs] = NODE_WITH_TSX;
-  const child = spawn(node, [...nodeArgs, path.join(ROOT, "test/localhub/cli.ts"), "--data", dataDir, ...flags], {
-    stdio: ["ignore", "pipe", "pipe"],
+  const run = startProcess(node, [...nodeArgs, path.join(ROOT, "test/localhub/cli.ts"), "--data", dataDir, ...flags], {
+    env: process.env,
+    label: "the hub",
     ...options,
   });
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return {
-    child,
-    output: () => output,
-    exited,
-    ready: () => eventually(() => /ready/.test(output), `the hub to print ready (got: ${output})`, 20_000),
+  return Object.assign(run, {
+    ready: () => run.waitForOutput(/ready/, 20_000),
     connect: () => {
       const env = fs.readFileSync(path.join(dataDir, "env"), "utf8");
       const map = /^LOCALHUB_PORT_MAP=(.*)$/m.exec(env)?.[1] ?? "";
@@ -50,5 +41,5 @@ export function spawnHubCli(
       setPortMap(Object.fromEntries(pairs));
       return /IOTHUB_CONNECTION_STRING="([^"]+)"/.exec(env)![1];
     },
-  };
+  });
 }

@@ -1,11 +1,10 @@
-/** Helpers for tests that run a local hub in-process and drive it with the real SDKs or the real scripts. */
+/** Helpers for tests that run a local hub in-process and drive it with the real SDKs (scripts: ./scripts.ts). */
 import * as fs from "node:fs";
 import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ChildProcess, spawn } from "node:child_process";
 import { createSasToken, Hub, HubOptions, redirectEnv, setPortMap, startHub } from "../localhub";
-import { NODE_WITH_TSX, ROOT, TEST_TLS_DIR } from "./paths";
+import { TEST_TLS_DIR } from "./paths";
 
 const TLS_FILES = ["ca.pem", "ca-key.pem", "server.pem", "server-key.pem"];
 
@@ -53,64 +52,6 @@ export async function eventually(check: () => boolean, what: string, timeoutMs =
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-}
-
-export interface ScriptRun {
-  child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  exited: Promise<number | null>;
-  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
-}
-
-const running = new Set<ChildProcess>();
-
-/**
- * Starts one of the tutorial scripts as its own process, as a reader would with `npx tsx <file>` (minus tsx's
- * extra process, so that killing it kills the script).
- * It runs in an empty directory so that a developer's .env cannot leak into the test.
- */
-export function startScript(
-  script: string,
-  env: NodeJS.ProcessEnv,
-  args: string[] = [],
-  cwd = tempDir("script-"),
-): ScriptRun {
-  const [node, ...nodeArgs] = NODE_WITH_TSX;
-  const child = spawn(node, [...nodeArgs, path.join(ROOT, script), ...args], {
-    cwd,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  running.add(child);
-  const run: ScriptRun = {
-    child,
-    stdout: "",
-    stderr: "",
-    exited: new Promise((resolve) => child.on("exit", (code) => (running.delete(child), resolve(code)))),
-    waitForOutput: (pattern, timeoutMs = 15_000) =>
-      eventually(
-        () => pattern.test(run.stdout),
-        `${script} to print ${pattern} (got: ${run.stdout}${run.stderr})`,
-        timeoutMs,
-      ),
-  };
-  child.stdout.on("data", (chunk: Buffer) => (run.stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (run.stderr += chunk.toString()));
-  return run;
-}
-
-/** Runs a script to its end. */
-export async function runScript(script: string, env: NodeJS.ProcessEnv, args: string[] = [], cwd?: string) {
-  const run = startScript(script, env, args, cwd);
-  const code = await run.exited;
-  return { code, stdout: run.stdout, stderr: run.stderr };
-}
-
-/** Kills whatever a test left running, so the suite never leaves processes behind. */
-export function killScripts(): void {
-  for (const child of running) child.kill("SIGKILL");
-  running.clear();
 }
 
 /** What a client process needs to reach the hub: its CA, and the redirect when the hub is not on 443/8883. */

@@ -1,12 +1,13 @@
 /**
- * Raw clients for the protocol tests: HTTPS requests, TLS and TCP sockets, MQTT packets over TLS or WebSockets, all
- * against a hub on ephemeral ports, so that tests can send what no SDK would and still run in parallel.
+ * Raw clients for the protocol tests: HTTPS requests, TLS and TCP sockets, MQTT packets over TLS, WebSockets or an
+ * in-memory stream, all against a hub on ephemeral ports, so that tests can send what no SDK would and still run in
+ * parallel. Tests of parsing, limits and garbage use the in-memory stream: no handshake, no socket, same edge code.
  */
 import * as https from "node:https";
 import * as net from "node:net";
 import * as path from "node:path";
 import * as tls from "node:tls";
-import type { Duplex } from "node:stream";
+import { Duplex, duplexPair } from "node:stream";
 import * as mqtt from "mqtt-packet";
 import WebSocket, { createWebSocketStream } from "ws";
 import { createSasToken, Hub, HubOptions, JournalIo, JournalStore, startHub, type StoredRecord } from "../localhub";
@@ -249,6 +250,44 @@ export function connectPacket(hub: Hub, clientId: string, password: string, keep
   };
 }
 
+/**
+ * Two connected in-memory streams, as aedes' tests use: what one side writes the other reads. Like a socket, when one
+ * side is destroyed the other reads an end, after what was already sent.
+ */
+export function memoryPair(): [client: Duplex, server: Duplex] {
+  const [client, server] = duplexPair();
+  client.once("close", () => server.push(null));
+  server.once("close", () => client.push(null));
+  return [client, server];
+}
+
+/** A client on the hub's MQTT edge itself (`MqttEdge.accept`), with no socket in between. */
+export function mqttInMemory(hub: Hub): RawMqtt {
+  const [client, server] = memoryPair();
+  hub.mqtt.accept(server, "memory");
+  // The hub ends its side when it drops the client; this side then ends, and closes only once destroyed.
+  const closed = new Promise<void>((resolve) => (client.once("end", resolve), client.once("close", resolve)));
+  return new RawMqtt(client, closed);
+}
+
+/** A connection to the hub's AMQP edge itself (`AmqpEdge.acceptStream`), with no socket in between. */
+export function amqpInMemory(hub: Hub): { stream: Duplex; closed: Promise<void> } {
+  const [client, server] = memoryPair();
+  hub.amqp.acceptStream(server, "amqp memory");
+  client.on("error", () => {});
+  client.resume(); // what the hub answers is not read here; it must not hold the stream up either
+  const closed = new Promise<void>((resolve) => (client.once("end", resolve), client.once("close", resolve)));
+  return { stream: client, closed };
+}
+
+export type MqttTransport = "tls" | "websocket" | "memory";
+
+async function mqttOver(hub: Hub, over: MqttTransport): Promise<{ client: RawMqtt; ws?: WebSocket }> {
+  if (over === "memory") return { client: mqttInMemory(hub) };
+  if (over === "tls") return { client: await mqttOverTls(hub) };
+  return mqttOverWebSocket(hub);
+}
+
 export async function mqttOverTls(hub: Hub): Promise<RawMqtt> {
   return new RawMqtt(await tlsConnect(hub.ports.mqtt));
 }
@@ -272,20 +311,24 @@ export async function connectAs(
   hub: Hub,
   clientId: string,
   password: string,
-  over: "tls" | "websocket" = "tls",
+  over: MqttTransport = "tls",
 ): Promise<{ client: RawMqtt; returnCode: number | undefined; ws?: WebSocket }> {
-  const { client, ws } =
-    over === "tls" ? { client: await mqttOverTls(hub), ws: undefined } : await mqttOverWebSocket(hub);
+  const { client, ws } = await mqttOver(hub, over);
   client.send(connectPacket(hub, clientId, password));
   const connack = await client.next<mqtt.IConnackPacket>("connack");
   return { client, returnCode: connack.returnCode, ws };
 }
 
-/** Checks that a valid service client (REST) and a valid device (MQTT CONNECT) are still served. */
-export async function expectStillServed({ hub, probe }: ProtocolHub): Promise<void> {
-  const response = await rest(hub, "GET", `/devices/${probe.deviceId}`, { token: ownerToken(hub) });
-  expect(response.status).toBe(200);
-  const { client, returnCode } = await connectAs(hub, probe.deviceId, probe.token());
+/**
+ * Checks that a valid service client (REST) and a valid device (MQTT CONNECT) are still served; in memory, that a
+ * valid device is: what a test sent in memory reached the MQTT edge only.
+ */
+export async function expectStillServed({ hub, probe }: ProtocolHub, over: MqttTransport = "tls"): Promise<void> {
+  if (over !== "memory") {
+    const response = await rest(hub, "GET", `/devices/${probe.deviceId}`, { token: ownerToken(hub) });
+    expect(response.status).toBe(200);
+  }
+  const { client, returnCode } = await connectAs(hub, probe.deviceId, probe.token(), over);
   expect(returnCode).toBe(0);
   client.end();
 }

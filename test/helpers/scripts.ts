@@ -1,12 +1,12 @@
 /**
- * A reader's folder: the tutorial's files copied on their own next to only the tutorial's five packages, and the
+ * The tutorial's scripts as processes, started as a reader starts them. A reader's folder: the tutorial's files copied on their own next to only the tutorial's five packages, and the
  * scripts started there with `npx tsx <file>`, exactly as the README tells a reader to.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ChildProcess, spawn } from "node:child_process";
-import { ScriptRun, eventually, tempDir } from "./hub";
-import { ROOT } from "./paths";
+import { tempDir } from "./hub";
+import { NODE_WITH_TSX, ROOT } from "./paths";
+import { ProcessRun, StartOptions, runProcess, startProcess } from "./processes";
 
 /** What the tutorial asks a reader to install, and nothing else. */
 export const TUTORIAL_PACKAGES = ["azure-iothub", "azure-iot-device", "azure-iot-device-mqtt", "dotenv", "tsx"];
@@ -37,68 +37,52 @@ export function readerFolder(files: string[] = TUTORIAL_FILES): string {
   return dir;
 }
 
-const running = new Set<ChildProcess>();
+/** One of the tutorial scripts (or the demo) as its own process, as a reader starts it. */
+export type ScriptRun = ProcessRun;
 
 /**
- * Runs `npx tsx <file> [args]` in `dir`, in a process group of its own, as a terminal would: a signal sent with
- * `ctrlC()` reaches npx, tsx and the script together, like Ctrl-C does. npm is told to stay offline.
+ * Starts a tutorial script as `node --import tsx <script>` (tsx's command would add a process of its own), in an
+ * empty directory unless `cwd` is given, so that a developer's .env cannot leak into the test.
  */
-export function startWithNpx(dir: string, file: string, env: NodeJS.ProcessEnv, args: string[] = []): ScriptRun {
-  const child = spawn("npx", ["tsx", file, ...args], {
+export function startScript(
+  script: string,
+  env: NodeJS.ProcessEnv,
+  args: string[] = [],
+  cwd = tempDir("script-"),
+): ScriptRun {
+  const [node, ...nodeArgs] = NODE_WITH_TSX;
+  return startProcess(node, [...nodeArgs, path.join(ROOT, script), ...args], {
+    cwd,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    label: script,
+  });
+}
+
+/** Runs a tutorial script to its end. */
+export function runScript(script: string, env: NodeJS.ProcessEnv, args: string[] = [], cwd?: string) {
+  const [node, ...nodeArgs] = NODE_WITH_TSX;
+  return runProcess(node, [...nodeArgs, path.join(ROOT, script), ...args], {
+    cwd: cwd ?? tempDir("script-"),
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    label: script,
+  });
+}
+
+/** `npx tsx <file> [args]` in `dir`, as a terminal runs it; npm is told to stay offline. */
+function npxOptions(dir: string, file: string, env: NodeJS.ProcessEnv): StartOptions {
+  return {
     cwd: dir,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, npm_config_offline: "true", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  running.add(child);
-  const run: ScriptRun = {
-    child,
-    stdout: "",
-    stderr: "",
-    // 'close', not 'exit': npx may end first, and the script's last lines still come through the pipe it shares.
-    exited: new Promise((resolve) => child.on("close", (code) => (running.delete(child), resolve(code)))),
-    waitForOutput: (pattern, timeoutMs = 30_000) =>
-      eventually(
-        () => pattern.test(run.stdout),
-        `${file} to print ${pattern} (got: ${run.stdout}${run.stderr})`,
-        timeoutMs,
-      ),
+    label: `npx tsx ${file}`,
   };
-  child.stdout.on("data", (chunk: Buffer) => (run.stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (run.stderr += chunk.toString()));
-  return run;
+}
+
+/** Starts `npx tsx <file>`: its group holds npx, tsx and the script, so `signal("SIGINT")` is a terminal's Ctrl-C. */
+export function startWithNpx(dir: string, file: string, env: NodeJS.ProcessEnv, args: string[] = []): ScriptRun {
+  return startProcess("npx", ["tsx", file, ...args], npxOptions(dir, file, env));
 }
 
 /** Runs `npx tsx <file>` in `dir` to its end. */
-export async function runWithNpx(dir: string, file: string, env: NodeJS.ProcessEnv, args: string[] = []) {
-  const run = startWithNpx(dir, file, env, args);
-  const code = await run.exited;
-  return { code, stdout: run.stdout, stderr: run.stderr };
-}
-
-/** Ctrl-C in a terminal: SIGINT to the whole foreground process group. */
-export function ctrlC(run: ScriptRun): void {
-  process.kill(-run.child.pid!, "SIGINT");
-}
-
-/** Whether any process of the run's group (npx, tsx, the script) is still alive. */
-export function groupAlive(run: ScriptRun): boolean {
-  try {
-    process.kill(-run.child.pid!, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Kills every process group a test left running (npx, tsx and the script), so nothing outlives the suite. */
-export function killNpxRuns(): void {
-  for (const child of running) {
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }
-  running.clear();
+export function runWithNpx(dir: string, file: string, env: NodeJS.ProcessEnv, args: string[] = []) {
+  return runProcess("npx", ["tsx", file, ...args], npxOptions(dir, file, env));
 }

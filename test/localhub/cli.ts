@@ -2,7 +2,7 @@
  * @summary `npm run hub`: runs the local IoT hub in the foreground until Ctrl-C.
  *
  * Usage: npm run hub -- [--data DIR] [--in-memory] [--quiet] [--https-port N] [--mqtt-port N] [--amqp-port N]
- *        [--partitions N] [--retention-hours H] [--oauth basic]
+ *        [--partitions N] [--retention-hours H] [--oauth basic] [--portal-port N] [--no-portal]
  */
 import { parseArgs } from "node:util";
 import { PORT_REDIRECT_PATH as REDIRECT_PATH, Shell, clientSetupLines } from "./client-setup";
@@ -10,7 +10,7 @@ import { PortError, startHub } from "./hub";
 
 const USAGE =
   "Usage: npm run hub -- [--data DIR] [--in-memory] [--quiet] [--https-port N] [--mqtt-port N] [--amqp-port N] " +
-  "[--partitions N] [--retention-hours H] [--oauth basic]";
+  "[--partitions N] [--retention-hours H] [--oauth basic] [--portal-port N] [--no-portal]";
 /** The shells a reader on this platform types in (WSL counts as Linux). */
 const SHELLS: [Shell, string][] =
   process.platform === "win32"
@@ -40,6 +40,8 @@ export async function main(): Promise<void> {
         partitions: { type: "string", default: "2" },
         "retention-hours": { type: "string", default: "24" },
         oauth: { type: "string" },
+        "portal-port": { type: "string" },
+        "no-portal": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -68,6 +70,7 @@ export async function main(): Promise<void> {
     amqpPort: portOption(values["amqp-port"], "--amqp-port"),
     eventLog: { partitions, retentionMs: retentionHours * 3600_000 },
     oauth: values.oauth === "basic" ? "basic" : undefined,
+    portal: values["no-portal"] ? undefined : { port: portOption(values["portal-port"], "--portal-port") },
     log: quiet ? undefined : (line) => console.log(`[hub] ${line}`),
   });
 
@@ -85,6 +88,7 @@ export async function main(): Promise<void> {
   }
   const https = hub.listening.find((url) => url.startsWith("https://"));
   if (https) console.log(`Health: ${https}/health (no authentication, for scripts and container checks)`);
+  if (hub.portal) console.log(`Portal (open it in your browser; the token in it is your key): ${hub.portal.url}`);
   if (values.oauth) {
     console.log(
       "Microsoft Entra ID bearer tokens accepted (--oauth basic: audience and expiry checked, not the signature)",

@@ -16,6 +16,7 @@ import { WebSocketEdge } from "./edges/websocket";
 import { HealthInfo, isHealthRequest, serveHealth } from "./edges/health";
 import { createAdminHandler, isAdminRequest } from "./edges/admin/faults-api";
 import { Faults } from "./core/faults";
+import { PortalEdge } from "./edges/portal/server";
 import type { OAuthMode } from "./core/bearer";
 import { AmqpEdge } from "./edges/amqp/server";
 import { eventHubConnectionString } from "./edges/amqp/redirect";
@@ -58,6 +59,8 @@ export interface HubOptions {
   eventLog?: EventLogOptions;
   /** `"basic"`: accept Microsoft Entra ID bearer tokens with IoT Hub's audience that have not expired (core/bearer.ts). */
   oauth?: OAuthMode;
+  /** Serve the local portal (edges/portal/) on its own loopback port: 8090 by default, a free one where that is taken. */
+  portal?: { port?: number };
   /** Shorter limits for tests that trip them; the defaults are in listeners.ts and edges/mqtt/session.ts. */
   limits?: { tlsHandshakeMs?: number; connectTimeoutMs?: number };
 }
@@ -71,6 +74,8 @@ export interface Hub {
   dataDir: string;
   core: HubCore;
   mqtt: MqttEdge;
+  /** The local portal, when asked for: its URL carries the token. */
+  portal?: { url: string; port: number };
   /** AMQP for the service side and the Event Hubs-compatible endpoint. */
   amqp: AmqpEdge;
   /** The Event Hubs-compatible connection string (iothubowner, or the named policy). */
@@ -112,6 +117,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const amqp = new AmqpEdge(HOST_NAME, log);
   /** Set once the hub is ready: until then /health answers 503. */
   let health: HealthInfo | undefined;
+  const portal = options.portal ? new PortalEdge(log, () => health) : undefined;
   try {
     for (const address of LOOPBACK) {
       const httpsServer = createHttpsServer(tlsFiles, handshakeMs, log, (req, res) => {
@@ -148,9 +154,14 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     // A caller that asks for a free MQTT port (tests, several hubs at once) gets a free AMQP port too.
     await amqp.listen({ tls: tlsFiles, port: options.amqpPort ?? (options.mqttPort === 0 ? 0 : undefined) });
     listening.push(...amqp.listening);
+    if (portal) {
+      await portal.listen(options.portal?.port);
+      listening.push(...portal.listening);
+    }
   } catch (err) {
     await Promise.all(servers.map(closeServer));
     await amqp.stop();
+    await portal?.stop();
     throw err;
   }
 
@@ -167,6 +178,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   } catch (err) {
     await Promise.all(servers.map(closeServer));
     await amqp.stop();
+    await portal?.stop();
     throw err;
   }
   amqp.serve({ core, log });
@@ -199,6 +211,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     ...(Object.keys(redirects).length ? [`LOCALHUB_PORT_MAP=${portMapValue(redirects)}`] : []),
   ]);
 
+  portal?.serve({ core, faults });
   health = {
     hostName: HOST_NAME,
     listening,
@@ -212,6 +225,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     (stopped ??= (async () => {
       mqtt.closeAll();
       websocket.closeAll();
+      await portal?.stop();
       await Promise.all(servers.map(closeServer));
       await amqp.stop();
       await core.close();
@@ -228,6 +242,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     amqp,
     eventHubConnectionString: eventHubs,
     faults,
+    portal: portal && { url: portal.url, port: portal.port },
     listening,
     ports: { ...ports, amqp: amqp.port },
     redirects,

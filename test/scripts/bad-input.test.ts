@@ -1,9 +1,13 @@
-/** Every mistake a newcomer makes gets one clear line, a non-zero exit code, no stack trace and no key. */
+/**
+ * Every mistake a newcomer makes gets one clear line, a non-zero exit code, no stack trace and no key. Each case is a
+ * script's own process and none depends on another, so they run side by side.
+ */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Hub } from "../localhub";
 import { ROOT } from "../helpers/paths";
-import { killScripts, moduleConnectionString, runScript, scriptEnv, startTestHub, tempDir } from "../helpers/hub";
+import { moduleConnectionString, scriptEnv, startTestHub, tempDir } from "../helpers/hub";
+import { runScript } from "../helpers/scripts";
 
 const SCRIPTS = [
   "CreateModule.ts",
@@ -12,17 +16,20 @@ const SCRIPTS = [
 ];
 const WRONG_KEY = Buffer.alloc(32, 5).toString("base64");
 let hub: Hub;
+/** A hub that ran once and is stopped: where "the hub is not running" points. */
+let stoppedHub: Hub;
 let moduleString: string;
 let deviceString: string;
 
 beforeAll(async () => {
+  stoppedHub = await startTestHub();
+  await stoppedHub.stop();
   hub = await startTestHub();
   await hub.core.identities.putDevice("myFirstDevice", {}, undefined);
   await hub.core.identities.putModule("myFirstDevice", "myFirstModule", {}, undefined);
   moduleString = moduleConnectionString(hub, "myFirstDevice", "myFirstModule");
   deviceString = moduleConnectionString(hub, "myFirstDevice");
 });
-afterEach(() => killScripts());
 afterAll(() => hub.stop());
 
 /** Runs a script and checks the shape every failure must have; returns its one line. */
@@ -43,19 +50,22 @@ async function failure(script: string, env: NodeJS.ProcessEnv, expectedCode: num
   return lines[0];
 }
 
-it.each(SCRIPTS)("%s without .env names the missing variable (exit 2)", async (script) => {
+it.concurrent.each(SCRIPTS)("%s without .env names the missing variable (exit 2)", async (script) => {
   expect(await failure(script, {}, 2)).toMatch(
     /(IOTHUB|MODULE)_CONNECTION_STRING is not set: copy \.env\.example to \.env/,
   );
 });
 
-it.each(SCRIPTS)("%s with the placeholders of .env.example says to replace them (exit 2)", async (script) => {
-  const cwd = tempDir("cwd-");
-  fs.copyFileSync(path.join(ROOT, ".env.example"), path.join(cwd, ".env"));
-  expect(await failure(script, {}, 2, cwd)).toMatch(/still holds the placeholder from \.env\.example/);
-});
+it.concurrent.each(SCRIPTS)(
+  "%s with the placeholders of .env.example says to replace them (exit 2)",
+  async (script) => {
+    const cwd = tempDir("cwd-");
+    fs.copyFileSync(path.join(ROOT, ".env.example"), path.join(cwd, ".env"));
+    expect(await failure(script, {}, 2, cwd)).toMatch(/still holds the placeholder from \.env\.example/);
+  },
+);
 
-it("the receiver refuses a device string where the module string belongs (exit 2)", async () => {
+it.concurrent("the receiver refuses a device string where the module string belongs (exit 2)", async () => {
   const line = await failure(
     "ReceiveModuleTwinDesiredPropertiesPatch.ts",
     scriptEnv(hub, { MODULE_CONNECTION_STRING: deviceString }),
@@ -64,14 +74,14 @@ it("the receiver refuses a device string where the module string belongs (exit 2
   expect(line).toMatch(/MODULE_CONNECTION_STRING is a device connection string \(no ModuleId=\.\.\.\)/);
 });
 
-it("the service scripts refuse a module string where the service string belongs (exit 2)", async () => {
+it.concurrent("the service scripts refuse a module string where the service string belongs (exit 2)", async () => {
   for (const script of SCRIPTS.slice(0, 2)) {
     const line = await failure(script, scriptEnv(hub, { IOTHUB_CONNECTION_STRING: moduleString }), 2);
     expect(line).toMatch(/IOTHUB_CONNECTION_STRING is a module connection string/);
   }
 });
 
-it("a wrong key gets 401 explained, naming the variable (exit 1)", async () => {
+it.concurrent("a wrong key gets 401 explained, naming the variable (exit 1)", async () => {
   const wrongService = `HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=${WRONG_KEY}`;
   for (const script of SCRIPTS.slice(0, 2)) {
     expect(await failure(script, scriptEnv(hub, { IOTHUB_CONNECTION_STRING: wrongService }), 1)).toMatch(
@@ -88,22 +98,25 @@ it("a wrong key gets 401 explained, naming the variable (exit 1)", async () => {
   ).toMatch(/refused the credentials in MODULE_CONNECTION_STRING \(401 Unauthorized\)/);
 });
 
-it("a policy without Registry Write is named as the cause (exit 1)", async () => {
+it.concurrent("a policy without Registry Write is named as the cause (exit 1)", async () => {
   const serviceOnly = `HostName=localhost;SharedAccessKeyName=service;SharedAccessKey=${hub.core.policies.find("service")!.primaryKey}`;
   expect(await failure("CreateModule.ts", scriptEnv(hub, { IOTHUB_CONNECTION_STRING: serviceOnly }), 1)).toMatch(
     /policy lacks Registry Write and Service Connect permissions/,
   );
 });
 
-it.each(SCRIPTS)("%s without NODE_EXTRA_CA_CERTS explains the untrusted certificate (exit 1)", async (script) => {
-  const env = scriptEnv(hub, { MODULE_CONNECTION_STRING: moduleString });
-  delete env.NODE_EXTRA_CA_CERTS;
-  expect(await failure(script, env, 1)).toMatch(
-    /TLS certificate of localhost is not trusted: .*export NODE_EXTRA_CA_CERTS=/,
-  );
-});
+it.concurrent.each(SCRIPTS)(
+  "%s without NODE_EXTRA_CA_CERTS explains the untrusted certificate (exit 1)",
+  async (script) => {
+    const env = scriptEnv(hub, { MODULE_CONNECTION_STRING: moduleString });
+    delete env.NODE_EXTRA_CA_CERTS;
+    expect(await failure(script, env, 1)).toMatch(
+      /TLS certificate of localhost is not trusted: .*export NODE_EXTRA_CA_CERTS=/,
+    );
+  },
+);
 
-it("the update script refuses a value that is not a whole number (exit 2)", async () => {
+it.concurrent("the update script refuses a value that is not a whole number (exit 2)", async () => {
   const result = await runScript("UpdateModuleTwinDesiredProperties.ts", scriptEnv(hub), ["fast"]);
   expect(result.code).toBe(2);
   expect(result.stderr.trim()).toBe(
@@ -111,10 +124,7 @@ it("the update script refuses a value that is not a whole number (exit 2)", asyn
   );
 });
 
-// Last: it stops the hub.
-it.each(SCRIPTS)("%s with the hub not running says so (exit 1)", async (script) => {
-  await hub.stop();
-  expect(await failure(script, scriptEnv(hub, { MODULE_CONNECTION_STRING: moduleString }), 1)).toMatch(
-    /Connection to localhost refused: is the hub running\?/,
-  );
+it.concurrent.each(SCRIPTS)("%s with the hub not running says so (exit 1)", async (script) => {
+  const env = scriptEnv(stoppedHub, { MODULE_CONNECTION_STRING: moduleString });
+  expect(await failure(script, env, 1)).toMatch(/Connection to localhost refused: is the hub running\?/);
 });

@@ -6,16 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Hub } from "../localhub";
 import { eventually, scriptEnv, startTestHub, twinOf } from "../helpers/hub";
-import {
-  TUTORIAL_FILES,
-  TUTORIAL_PACKAGES,
-  ctrlC,
-  groupAlive,
-  killNpxRuns,
-  readerFolder,
-  runWithNpx,
-  startWithNpx,
-} from "../helpers/scripts";
+import { TUTORIAL_FILES, TUTORIAL_PACKAGES, readerFolder, runWithNpx, startWithNpx } from "../helpers/scripts";
 
 let hub: Hub;
 let dir: string;
@@ -32,7 +23,6 @@ beforeAll(async () => {
     `# from .env.example\nIOTHUB_CONNECTION_STRING="${IOTHUB_CONNECTION_STRING}"\n`,
   );
 });
-afterEach(() => killNpxRuns());
 afterAll(async () => {
   await hub.stop();
   fs.rmSync(dir, { recursive: true, force: true });
@@ -76,25 +66,29 @@ it("CreateModule.ts creates the module from the settings in .env and prints its 
 it("the receiver prints the patch that UpdateModuleTwinDesiredProperties.ts sets, and stops on Ctrl-C", async () => {
   // The receiver reads MODULE_CONNECTION_STRING from the .env that CreateModule.ts --write-env filled in.
   const receiver = startWithNpx(dir, "ReceiveModuleTwinDesiredPropertiesPatch.ts", shell);
-  await receiver.waitForOutput(/Waiting for desired property patches/);
+  try {
+    await receiver.waitForOutput(/Waiting for desired property patches/);
 
-  const update = await runWithNpx(dir, "UpdateModuleTwinDesiredProperties.ts", shell);
-  expect(update.stderr).toBe("");
-  expect(update.code).toBe(0);
-  expect(update.stdout).toMatch(
-    /Module twin properties after update:\n\{\n {2}"desired": \{\n {4}"telemetryInterval": 122,/,
-  );
-  await receiver.waitForOutput(/Twin desired properties patch received:\n\{\n {2}"telemetryInterval": 122,/);
+    const update = await runWithNpx(dir, "UpdateModuleTwinDesiredProperties.ts", shell);
+    expect(update.stderr).toBe("");
+    expect(update.code).toBe(0);
+    expect(update.stdout).toMatch(
+      /Module twin properties after update:\n\{\n {2}"desired": \{\n {4}"telemetryInterval": 122,/,
+    );
+    await receiver.waitForOutput(/Twin desired properties patch received:\n\{\n {2}"telemetryInterval": 122,/);
 
-  // npm itself ends on the signal, as it does in a terminal; the script closes the client and says so, no stack trace.
-  ctrlC(receiver);
-  await receiver.exited;
-  expect(receiver.stdout).toContain("IoTHubModuleClient sample stopped\nShutting down IoT Hub Client\n");
-  expect(receiver.stderr).toBe("");
-  // Zombies count as alive until reaped, so give the group a moment to be gone.
-  await eventually(() => !groupAlive(receiver), "npx, tsx and the script to end");
-  await eventually(
-    () => twinOf(hub, "myFirstDevice", "myFirstModule").connectionState === "Disconnected",
-    "the hub to see the module go",
-  );
+    // npm itself ends on the signal, as it does in a terminal; the script closes the client and says so, no stack trace.
+    receiver.signal("SIGINT");
+    await receiver.exited;
+    expect(receiver.stdout).toContain("IoTHubModuleClient sample stopped\nShutting down IoT Hub Client\n");
+    expect(receiver.stderr).toBe("");
+    // Zombies count as alive until reaped, so give the group a moment to be gone.
+    await eventually(() => !receiver.groupAlive(), "npx, tsx and the script to end");
+    await eventually(
+      () => twinOf(hub, "myFirstDevice", "myFirstModule").connectionState === "Disconnected",
+      "the hub to see the module go",
+    );
+  } finally {
+    await receiver.stop();
+  }
 });

@@ -1,29 +1,26 @@
 /**
- * The README's commands on the machine's own ports: `npm run demo` and `npm run hub` on 443 and 8883, a port that is
- * taken, and a normal Linux user who cannot bind 443. The only test file that binds those ports: it runs alone there.
+ * The README's commands on the machine's own ports: `npm run demo` and `npm run hub` on what this machine offers the
+ * user running the tests (443, or 8443 and the redirect for a normal Linux user), a port that is taken, and, when the
+ * tests run as root, a normal Linux user who cannot bind 443. The only test file that binds those ports: it runs alone
+ * there.
  */
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
-import { spawn } from "node:child_process";
 import { copyTestCertificates, tempDir } from "../helpers/hub";
 import { spawnHubCli } from "../helpers/hub-process";
 import { NODE_WITH_TSX, ROOT } from "../helpers/paths";
+import { StartOptions, runProcess } from "../helpers/processes";
 import { PORT_REDIRECT_PATH as PORT_REDIRECT, startHub } from "../localhub";
 
-function runDemo(options: { uid?: number; gid?: number; home?: string } = {}) {
+function runDemo(options: StartOptions = {}) {
   const [node, ...nodeArgs] = NODE_WITH_TSX;
-  const child = spawn(node, [...nodeArgs, path.join(ROOT, "test/demo.ts")], {
-    stdio: ["ignore", "pipe", "pipe"],
-    ...(options.uid === undefined
-      ? {}
-      : { uid: options.uid, gid: options.gid, env: { PATH: process.env.PATH, HOME: options.home } }),
+  return runProcess(node, [...nodeArgs, path.join(ROOT, "test/demo.ts")], {
+    env: process.env,
+    label: "npm run demo",
+    timeoutMs: 55_000,
+    ...options,
   });
-  let output = "";
-  child.stdout.on("data", (chunk) => (output += chunk));
-  child.stderr.on("data", (chunk) => (output += chunk));
-  return new Promise<{ code: number | null; output: string }>((resolve) =>
-    child.on("exit", (code) => resolve({ code, output })),
-  );
 }
 
 /** A hub on the standard ports, in-process, as `npm run hub` would run it. */
@@ -32,6 +29,21 @@ async function startStandardHub() {
   copyTestCertificates(dataDir);
   return startHub({ dataDir, inMemory: true });
 }
+
+/** Whether this process may bind `port` here; the answer for 443 is what tells a normal Linux user from root. */
+function mayBind(port: number): Promise<boolean> {
+  const server = net.createServer();
+  return new Promise((resolve, reject) => {
+    server.once("error", (err: NodeJS.ErrnoException) => (err.code === "EACCES" ? resolve(false) : reject(err)));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** The HTTPS port the hub binds here by default, and the redirect clients then need (8883 and 5671 need none). */
+let offered: { https: number; portMap: string | undefined };
+beforeAll(async () => {
+  offered = (await mayBind(443)) ? { https: 443, portMap: undefined } : { https: 8443, portMap: "443=8443" };
+});
 
 it("npm run demo plays every step of the tutorial and ends with the patch received", async () => {
   const { code, output } = await runDemo();
@@ -42,6 +54,8 @@ it("npm run demo plays every step of the tutorial and ends with the patch receiv
     /receiver \| Twin desired properties patch received:\n\s+receiver \| \{\n\s+receiver \|\s+"telemetryInterval": 122,/,
   );
   expect(output).toMatch(/Done: the whole tutorial ran offline in [\d.]+ s\./);
+  if (offered.portMap) expect(output).toContain("Port 443 needs privileges here");
+  else expect(output).not.toContain("Port 443 needs privileges here");
 }, 60_000);
 
 it("npm run demo says which port is taken when a hub already runs, and exits 1", async () => {
@@ -49,52 +63,72 @@ it("npm run demo says which port is taken when a hub already runs, and exits 1",
   try {
     const { code, output } = await runDemo();
     expect(code).toBe(1);
-    expect(output).toMatch(/^Error: Cannot listen on port 443: it is already in use .*$/m);
+    expect(output).toMatch(new RegExp(`^Error: Cannot listen on port ${offered.https}: it is already in use .*$`, "m"));
     expect(output).not.toMatch(/\n\s+at /);
   } finally {
     await hub.stop();
   }
 }, 60_000);
 
-it("npm run hub writes DIR/env before it says ready, listens on 443 and 8883, and exits 0 on SIGTERM", async () => {
+it("npm run hub writes DIR/env before it says ready, listens on the offered ports, and exits 0 on SIGTERM", async () => {
   const dataDir = tempDir();
   const cli = spawnHubCli(dataDir, []);
-  await cli.ready();
-  const lines = fs.readFileSync(path.join(dataDir, "env"), "utf8").trimEnd().split("\n");
-  expect(lines).toEqual([
-    expect.stringMatching(
-      /^IOTHUB_CONNECTION_STRING="HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=[A-Za-z0-9+/=]{44}"$/,
-    ),
-    expect.stringMatching(
-      /^EVENTHUB_CONNECTION_STRING="Endpoint=sb:\/\/localhost\/;SharedAccessKeyName=iothubowner;SharedAccessKey=[A-Za-z0-9+/=]{44};EntityPath=localhost"$/,
-    ),
-    `NODE_EXTRA_CA_CERTS=${path.join(dataDir, "ca.pem")}`,
-  ]);
-  expect(cli.output()).toContain(`export NODE_EXTRA_CA_CERTS='${path.join(dataDir, "ca.pem")}'`);
-  expect(cli.output()).toContain(`cp '${path.join(dataDir, "env")}' .env`);
-  expect(cli.output()).not.toContain("NODE_OPTIONS");
-  expect(cli.output()).toMatch(/listening on https:\/\/127\.0\.0\.1:443, mqtts:\/\/127\.0\.0\.1:8883/);
-  expect(cli.output()).toMatch(/amqps:\/\/127\.0\.0\.1:5671/);
-  // The key is in the env file, not on the screen.
-  expect(cli.output()).not.toContain(/SharedAccessKey=([^"]+)"/.exec(lines[0])![1]);
-  cli.child.kill("SIGTERM");
-  expect(await cli.exited).toBe(0);
+  try {
+    await cli.ready();
+    const lines = fs.readFileSync(path.join(dataDir, "env"), "utf8").trimEnd().split("\n");
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^IOTHUB_CONNECTION_STRING="HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=[A-Za-z0-9+/=]{44}"$/,
+      ),
+      expect.stringMatching(
+        /^EVENTHUB_CONNECTION_STRING="Endpoint=sb:\/\/localhost\/;SharedAccessKeyName=iothubowner;SharedAccessKey=[A-Za-z0-9+/=]{44};EntityPath=localhost"$/,
+      ),
+      `NODE_EXTRA_CA_CERTS=${path.join(dataDir, "ca.pem")}`,
+      ...(offered.portMap ? [`LOCALHUB_PORT_MAP=${offered.portMap}`] : []),
+    ]);
+    expect(cli.output).toContain(`export NODE_EXTRA_CA_CERTS='${path.join(dataDir, "ca.pem")}'`);
+    expect(cli.output).toContain(`cp '${path.join(dataDir, "env")}' .env`);
+    if (offered.portMap) {
+      expect(cli.output).toContain(
+        `export NODE_OPTIONS="\${NODE_OPTIONS:+$NODE_OPTIONS }"'--require "${PORT_REDIRECT}"'`,
+      );
+      expect(cli.output).toContain(`export LOCALHUB_PORT_MAP=${offered.portMap}`);
+    } else {
+      expect(cli.output).not.toContain("NODE_OPTIONS");
+      expect(cli.output).not.toContain("LOCALHUB_PORT_MAP");
+    }
+    expect(cli.output).toContain(`listening on https://127.0.0.1:${offered.https}, mqtts://127.0.0.1:8883`);
+    expect(cli.output).toContain("amqps://127.0.0.1:5671");
+    // The key is in the env file, not on the screen.
+    expect(cli.output).not.toContain(/SharedAccessKey=([^"]+)"/.exec(lines[0])![1]);
+    cli.child.kill("SIGTERM");
+    expect(await cli.exited).toBe(0);
+  } finally {
+    await cli.stop();
+  }
 });
 
 it("npm run hub says which port is taken and how to fix it, instead of crashing", async () => {
   const hub = await startStandardHub();
   try {
     const second = spawnHubCli(tempDir(), []);
-    expect(await second.exited).toBe(1);
-    const lines = second.output().trim().split("\n");
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^Error: Cannot listen on port 443: it is already in use .* Stop it and try again\.$/);
+    try {
+      expect(await second.exited).toBe(1);
+      const lines = second.output.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(
+        new RegExp(`^Error: Cannot listen on port ${offered.https}: it is already in use .* Stop it and try again\\.$`),
+      );
+    } finally {
+      await second.stop();
+    }
   } finally {
     await hub.stop();
   }
 });
 
-// On Linux a normal user may not bind ports below 1024 (unless net.ipv4.ip_unprivileged_port_start allows it).
+// On Linux a normal user may not bind ports below 1024 (unless net.ipv4.ip_unprivileged_port_start allows it). Run as
+// root, the tests above see 443; these show what a normal user sees, as the user nobody.
 const asRoot = process.getuid?.() === 0;
 const lowPortsAllowed =
   process.platform !== "linux" ||
@@ -110,14 +144,13 @@ const NOBODY = { uid: 65534, gid: 65534 };
     const cli = spawnHubCli(dataDir, ["--in-memory"], { ...NOBODY, env: { PATH: process.env.PATH, HOME: dataDir } });
     try {
       await cli.ready();
-      expect(cli.output()).toMatch(/listening on https:\/\/127\.0\.0\.1:8443, mqtts:\/\/127\.0\.0\.1:8883/);
-      expect(cli.output()).toContain(
+      expect(cli.output).toMatch(/listening on https:\/\/127\.0\.0\.1:8443, mqtts:\/\/127\.0\.0\.1:8883/);
+      expect(cli.output).toContain(
         `export NODE_OPTIONS="\${NODE_OPTIONS:+$NODE_OPTIONS }"'--require "${PORT_REDIRECT}"'`,
       );
-      expect(cli.output()).toContain("export LOCALHUB_PORT_MAP=443=8443");
+      expect(cli.output).toContain("export LOCALHUB_PORT_MAP=443=8443");
       // The manual path: paste the printed lines into bash, copy the env file, run the tutorial's first script.
-      const pasted = cli
-        .output()
+      const pasted = cli.output
         .split("\n")
         .filter((line) => /^\s+(export|cp) /.test(line))
         .map((line) => line.trim());
@@ -132,15 +165,14 @@ const NOBODY = { uid: 65534, gid: 65534 };
         /^MODULE_CONNECTION_STRING="HostName=localhost;DeviceId=myFirstDevice;ModuleId=myFirstModule;/m,
       );
     } finally {
-      cli.child.kill("SIGTERM");
-      await cli.exited;
+      await cli.stop();
     }
   });
 
   it("npm run demo shows the patch arrive", async () => {
     const home = tempDir();
     fs.chmodSync(home, 0o777);
-    const { code, output } = await runDemo({ ...NOBODY, home });
+    const { code, output } = await runDemo({ ...NOBODY, env: { PATH: process.env.PATH, HOME: home } });
     expect(output).toContain("Port 443 needs privileges here");
     expect(output).toMatch(/receiver \| Twin desired properties patch received:/);
     expect(code).toBe(0);
@@ -149,16 +181,5 @@ const NOBODY = { uid: 65534, gid: 65534 };
 
 /** Runs lines in bash in `cwd`, with only PATH and HOME from this process, as a reader's fresh terminal. */
 function runBash(lines: string[], cwd: string) {
-  const child = spawn("bash", ["-c", lines.join("\n")], {
-    cwd,
-    env: { PATH: process.env.PATH, HOME: cwd },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => (stdout += chunk));
-  child.stderr.on("data", (chunk) => (stderr += chunk));
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on("exit", (code) => resolve({ code, stdout, stderr })),
-  );
+  return runProcess("bash", ["-c", lines.join("\n")], { cwd, env: { PATH: process.env.PATH, HOME: cwd } });
 }

@@ -2,8 +2,6 @@
  * The tutorial's receiver against faults on demand: after a dropped connection and after a period of refused
  * reconnects (made through the admin API, as a user would), it catches up by reading the twin, and no patch is missed.
  */
-import { spawn } from "node:child_process";
-import * as path from "node:path";
 import { Registry } from "azure-iothub";
 import type { Hub } from "../localhub";
 import {
@@ -16,7 +14,7 @@ import {
   tempDir,
   twinOf,
 } from "../helpers/hub";
-import { NODE_WITH_TSX, ROOT } from "../helpers/paths";
+import { startScript } from "../helpers/scripts";
 
 const DEVICE = "myFirstDevice";
 const MODULE = "myFirstModule";
@@ -32,24 +30,11 @@ beforeAll(async () => {
 });
 afterAll(() => hub.stop());
 
-/** The receiver as `node --import tsx`, in a process group of its own, so that stopping it stops all of it. */
 function startReceiver() {
-  const [node, ...args] = NODE_WITH_TSX;
-  const child = spawn(node, [...args, path.join(ROOT, "ReceiveModuleTwinDesiredPropertiesPatch.ts")], {
-    cwd: tempDir("receiver-"),
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      ...clientEnv(hub),
-      MODULE_CONNECTION_STRING: moduleConnectionString(hub, DEVICE, MODULE),
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
+  return startScript("ReceiveModuleTwinDesiredPropertiesPatch.ts", {
+    ...clientEnv(hub),
+    MODULE_CONNECTION_STRING: moduleConnectionString(hub, DEVICE, MODULE),
   });
-  const run = { child, stdout: "", stderr: "" };
-  child.stdout.on("data", (chunk: Buffer) => (run.stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (run.stderr += chunk.toString()));
-  return run;
 }
 
 const fault = (action: string, body: unknown = {}) =>
@@ -66,8 +51,8 @@ const connects = (code: number) =>
 it("catches up after a dropped connection and after refused reconnects, missing no patch", async () => {
   const receiver = startReceiver();
   try {
-    const printed = () => receiver.stdout + receiver.stderr;
-    await eventually(() => /Waiting for desired property patches/.test(receiver.stdout), `the receiver (${printed()})`);
+    const printed = () => receiver.output;
+    await receiver.waitForOutput(/Waiting for desired property patches/);
 
     // Dropped: a patch made before the SDK is back in reaches it through the catch-up read.
     let accepted = connects(0);
@@ -104,10 +89,6 @@ it("catches up after a dropped connection and after refused reconnects, missing 
     await eventually(() => twinOf(hub, DEVICE, MODULE).properties.reported.telemetryInterval === 42, "reported 42");
     expect(twinOf(hub, DEVICE, MODULE).properties.reported).toMatchObject({ afterDrop: 1, mode: "eco" });
   } finally {
-    try {
-      process.kill(-receiver.child.pid!, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
+    await receiver.stop();
   }
 }, 90_000);

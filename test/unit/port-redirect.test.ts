@@ -8,7 +8,6 @@ import * as https from "node:https";
 import * as net from "node:net";
 import * as path from "node:path";
 import * as tls from "node:tls";
-import { spawn } from "node:child_process";
 import { EventHubConsumerClient } from "@azure/event-hubs";
 import { create_container, type EventContext } from "rhea";
 import { setPortMap } from "../localhub/port-redirect.cjs";
@@ -16,6 +15,7 @@ import { redirectEnv } from "../localhub/client-setup";
 import { ensureCertificates } from "../localhub/certs";
 import { tempDir } from "../helpers/hub";
 import { ROOT, TEST_TLS_DIR } from "../helpers/paths";
+import { runProcess } from "../helpers/processes";
 
 const REDIRECT = path.join(ROOT, "test/localhub/port-redirect.cjs");
 
@@ -105,19 +105,13 @@ function readAll(socket: net.Socket): Promise<string> {
   });
 }
 
-function run(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  cwd?: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env }, cwd });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+/** Runs node with `args` in its own process group, which is killed when it ends or takes too long. */
+async function run(args: string[], env: NodeJS.ProcessEnv, cwd?: string) {
+  const { code, stdout, stderr } = await runProcess(process.execPath, args, {
+    env: { PATH: process.env.PATH, ...env },
+    cwd,
   });
+  return { code, stdout, stderr };
 }
 
 /** A program a reader might run: fetches https://localhost/ (port 443) and prints the answer. */

@@ -68,6 +68,13 @@ interface StoredFeedback {
   record: FeedbackRecord;
 }
 
+/** What 'settled' carries: a message left its queue with this outcome. */
+export interface SettledMessage {
+  deviceId: string;
+  messageId?: string;
+  status: FeedbackStatus;
+}
+
 export type CloudToDeviceRecord = CloudToDeviceMessage | StoredFeedback;
 
 /** What the queue needs to know of the identities (core/identities.ts). */
@@ -223,6 +230,9 @@ export class CloudToDeviceQueue extends EventEmitter {
     queue.splice(queue.indexOf(message), 1);
     if (!queue.length) this.queues.delete(message.deviceId);
     this.store.put(`c2d:${message.lockToken}`, null);
+    // Each message's outcome once durable, for watchers that are not the service's feedback reader (the portal).
+    const outcome: SettledMessage = { deviceId: message.deviceId, messageId: message.messageId, status };
+    void this.store.sync().then(() => this.emit("settled", outcome));
     if (!WANTS_FEEDBACK[message.ack].includes(status)) return;
     const stored: StoredFeedback = {
       kind: "feedback",

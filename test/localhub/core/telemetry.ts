@@ -81,9 +81,18 @@ function decode(text: string): string {
 
 /** Identities whose annotations are kept made (the same object each time, so the log can reuse its encoding). */
 const MAX_CACHED_IDENTITIES = 10_000;
+/** Property bags kept parsed: at most this many, each at most this long (bounded memory whatever devices send). */
+const MAX_CACHED_BAGS = 1000;
+const MAX_CACHED_BAG_LENGTH = 1024;
+
+interface ParsedProperties {
+  messageProperties: Readonly<Record<string, string>>;
+  application: Readonly<Record<string, string>>;
+}
 
 export class Telemetry {
   private readonly annotations = new Map<string, Record<string, string | number>>();
+  private readonly bags = new Map<string, ParsedProperties>();
 
   constructor(
     private readonly log: EventLog,
@@ -125,8 +134,7 @@ export class Telemetry {
     if (message.body.length + message.propertyBag.length > MAX_TELEMETRY_BYTES) {
       return Promise.reject(new TelemetryTooLargeError("a device-to-cloud message may hold at most 256 KB"));
     }
-    const { messageProperties, application, outputName } = parsePropertyBag(message.propertyBag);
-    if (outputName !== undefined) application["iothub-outputname"] = outputName;
+    const { messageProperties, application } = this.propertiesOf(message.propertyBag);
     const identity = this.identities.find(message.deviceId, message.moduleId);
     const annotations = this.annotationsOf(message, identity?.generationId ?? "");
     return this.log.append(message.deviceId, {
@@ -135,6 +143,22 @@ export class Telemetry {
       messageProperties,
       annotations,
     });
+  }
+
+  /**
+   * The properties of a bag, parsed once while the bag keeps coming back (a device that sets no message id sends the
+   * same bag with every message). Frozen, as they are shared by every event that has them.
+   */
+  private propertiesOf(bag: string): ParsedProperties {
+    let parsed = this.bags.get(bag);
+    if (parsed) return parsed;
+    const { messageProperties, application, outputName } = parsePropertyBag(bag);
+    if (outputName !== undefined) application["iothub-outputname"] = outputName;
+    parsed = { messageProperties: Object.freeze(messageProperties), application: Object.freeze(application) };
+    if (bag.length > MAX_CACHED_BAG_LENGTH) return parsed;
+    if (this.bags.size >= MAX_CACHED_BAGS) this.bags.clear();
+    this.bags.set(bag, parsed);
+    return parsed;
   }
 
   /** The annotations IoT Hub stamps on every message of one identity (connection, auth method, generation). */

@@ -31,13 +31,23 @@ export interface DecodedRecord {
 // Record layout: u32 size of what follows the first 8 bytes, u32 CRC-32 of it, u32 header length, header JSON, body.
 const PREFIX = 8;
 
-/** Annotation objects repeat for every message of an identity: their JSON is made once per object. */
-const annotationJson = new WeakMap<object, string>();
+/**
+ * Annotation and property objects repeat for every message of an identity or of a property bag, frozen
+ * (core/telemetry.ts): their JSON is made once per object.
+ */
+const jsonOfShared = new WeakMap<object, string>();
+
+function jsonOf(value: object): string {
+  let json = jsonOfShared.get(value);
+  if (json === undefined) {
+    json = JSON.stringify(value);
+    if (Object.isFrozen(value)) jsonOfShared.set(value, json);
+  }
+  return json;
+}
 
 function headerJson(header: RecordHeader): string {
-  let annotations = annotationJson.get(header.a);
-  if (annotations === undefined) annotationJson.set(header.a, (annotations = JSON.stringify(header.a)));
-  return `{"s":${header.s},"t":${header.t},"p":${JSON.stringify(header.p)},"m":${JSON.stringify(header.m)},"a":${annotations}}`;
+  return `{"s":${header.s},"t":${header.t},"p":${jsonOf(header.p)},"m":${jsonOf(header.m)},"a":${jsonOf(header.a)}}`;
 }
 
 export function encodeRecord(header: RecordHeader, body: Buffer): Buffer {

@@ -30,9 +30,12 @@ class Writer {
     this.length += 4;
   }
 
+  /** Two 32-bit halves: exact for every integer a double holds, without a BigInt per value. */
   int64(value: number): void {
     this.room(8);
-    this.buffer.writeBigInt64BE(BigInt(Math.trunc(value)), this.length);
+    const high = Math.floor(Math.trunc(value) / 2 ** 32);
+    this.buffer.writeInt32BE(high, this.length);
+    this.buffer.writeUInt32BE(Math.trunc(value) - high * 2 ** 32, this.length + 4);
     this.length += 8;
   }
 
@@ -49,9 +52,19 @@ class Writer {
     this.bytes(data);
   }
 
+  /** A str32 or sym32 written in place, without a Buffer of its own. */
+  string(code: number, text: string): void {
+    const length = Buffer.byteLength(text, "utf8");
+    this.room(5 + length);
+    this.buffer[this.length] = code;
+    this.buffer.writeUInt32BE(length, this.length + 1);
+    this.buffer.write(text, this.length + 5, length, "utf8");
+    this.length += 5 + length;
+  }
+
   value(value: Value, symbol = false): void {
     if (value === null || value === undefined) return this.byte(0x40);
-    if (typeof value === "string") return this.variable(symbol ? 0xb3 : 0xb1, Buffer.from(value, "utf8"));
+    if (typeof value === "string") return this.string(symbol ? 0xb3 : 0xb1, value);
     if (typeof value === "boolean") return this.byte(value ? 0x41 : 0x42);
     if (typeof value === "number") {
       if (Number.isInteger(value) && Math.abs(value) < 2 ** 31) {
@@ -94,6 +107,28 @@ class Writer {
   }
 }
 
+/**
+ * The annotations the hub stamps are one frozen object per identity (core/telemetry.ts): their encoded entries are
+ * made once per object, and each event adds only its own four.
+ */
+const annotationEntries = new WeakMap<object, { bytes: Buffer; count: number }>();
+
+function encodedAnnotations(annotations: LoggedEvent["annotations"]): { bytes: Buffer; count: number } {
+  let encoded = annotationEntries.get(annotations);
+  if (!encoded) {
+    const writer = new Writer();
+    const entries = Object.entries(annotations);
+    for (const [key, value] of entries) {
+      writer.value(key, true);
+      writer.value(value);
+    }
+    encoded = { bytes: writer.done(), count: entries.length };
+    // Events read back from disk each have their own object: keep only the shared ones.
+    if (Object.isFrozen(annotations)) annotationEntries.set(annotations, encoded);
+  }
+  return encoded;
+}
+
 function map(writer: Writer, entries: [string, Value][], symbolKeys: boolean): void {
   writer.compound(0xd1, entries.length * 2, () => {
     for (const [key, value] of entries) {
@@ -124,17 +159,18 @@ export function encodeEvent(event: LoggedEvent): Buffer {
   const writer = new Writer();
   const enqueued = new Date(event.enqueuedTimeMs);
   writer.section(0x72); // message-annotations
-  map(
-    writer,
-    [
-      ...Object.entries(event.annotations),
-      ["iothub-enqueuedtime", enqueued],
-      ["x-opt-sequence-number", { long: event.sequenceNumber }],
-      ["x-opt-offset", String(event.offset)],
-      ["x-opt-enqueued-time", enqueued],
-    ],
-    true,
-  );
+  const stamped = encodedAnnotations(event.annotations);
+  writer.compound(0xd1, (stamped.count + 4) * 2, () => {
+    writer.bytes(stamped.bytes);
+    writer.value("iothub-enqueuedtime", true);
+    writer.value(enqueued);
+    writer.value("x-opt-sequence-number", true);
+    writer.value({ long: event.sequenceNumber });
+    writer.value("x-opt-offset", true);
+    writer.value(String(event.offset));
+    writer.value("x-opt-enqueued-time", true);
+    writer.value(enqueued);
+  });
   const fields = properties(event);
   if (fields.length) {
     writer.section(0x73); // properties

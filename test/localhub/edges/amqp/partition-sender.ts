@@ -79,6 +79,7 @@ export function partitionSender(context: LinkContext, link: Sender, address: str
   let refused = false;
   const pump = () => {
     if (refused || !authorized()) return;
+    state.batchWrites();
     while (link.sendable() && reader.hasNext && !state.congested()) {
       const event = reader.read();
       if (!event) return;

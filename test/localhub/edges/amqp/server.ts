@@ -20,6 +20,7 @@ import {
 } from "./azure-frames";
 import { cbsMechanism, plainMechanism, principalOf } from "./sasl";
 import { routeLink } from "./routes";
+import { batchWrites } from "../write-batch";
 
 export const DEFAULT_AMQPS_PORT = 5671;
 const MAX_CONNECTIONS = 1024;
@@ -71,6 +72,8 @@ export interface ConnectionState {
   handlers: Set<LinkHandler>;
   /** True while the client has not read what was sent to it: senders wait for 'drain' (they get onSendable). */
   congested(): boolean;
+  /** What is sent until this turn of the event loop ends goes out in one write (write-batch.ts). */
+  batchWrites(): void;
 }
 
 /** What an oversized message becomes: its links see this marker and refuse the delivery (devicebound.ts). */
@@ -217,6 +220,7 @@ export class AmqpEdge {
       grants: new ConnectionGrants(),
       handlers: new Set(),
       congested: () => stream.writableLength > MAX_UNREAD_BYTES,
+      batchWrites: () => batchWrites(stream),
     };
     stream.on("drain", () => state.handlers.forEach((handler) => handler.onSendable?.()));
     this.connections.set(connection, state);

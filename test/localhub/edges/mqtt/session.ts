@@ -6,6 +6,7 @@ import type { X509Certificate } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import * as mqtt from "mqtt-packet";
+import { batchWrites } from "../write-batch";
 import type { MqttEdge } from "./broker";
 import { onCloudToDevicePuback } from "./cloud-to-device";
 import { onConnect } from "./connect";
@@ -91,6 +92,7 @@ export class Session {
   }
 
   private write(packet: mqtt.Packet): void {
+    batchWrites(this.stream);
     this.stream.write(mqtt.generate(packet));
     if (this.stream.writableLength > LIMITS.maxSendBufferBytes) {
       this.close(`client does not read: more than ${LIMITS.maxSendBufferBytes} bytes waiting`);

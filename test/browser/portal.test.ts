@@ -1,0 +1,130 @@
+/**
+ * The local portal in a real browser (Debian's headless Chromium, driven by puppeteer-core): the tutorial's portal
+ * step offline. It creates a device and a module, copies the module connection string with the copy button, starts
+ * the tutorial's receiver with it, edits a desired property and sees the receiver print it; then a screenshot goes
+ * to test/.artifacts/. Without Chromium it says so in one line and is skipped (CI installs it: .ci/run).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { spawn } from "node:child_process";
+import puppeteer, { Browser } from "puppeteer-core";
+import type { Hub } from "../localhub";
+import { clientEnv, eventually, moduleConnectionString, startTestHub, tempDir, twinOf } from "../helpers/hub";
+import { NODE_WITH_TSX, ROOT } from "../helpers/paths";
+
+const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find(
+  (file): file is string => !!file && fs.existsSync(file),
+);
+if (!CHROMIUM) process.stderr.write("SKIPPED: the portal's browser test: no Chromium (apt-get install chromium)\n");
+const ARTIFACTS = path.join(ROOT, "test", ".artifacts");
+const DEVICE = "browserDevice";
+const MODULE = "browserModule";
+
+/** The page's text in an element, as an expression evaluated in the browser (this file has no DOM types). */
+const text = (id: string) => `document.getElementById(${JSON.stringify(id)}).textContent`;
+
+let hub: Hub;
+let browser: Browser | undefined;
+
+beforeAll(async () => {
+  hub = await startTestHub(tempDir(), { portal: { port: 0 } });
+});
+afterAll(async () => {
+  await browser?.close();
+  await hub.stop();
+});
+
+function startReceiver(moduleConnection: string) {
+  const [node, ...args] = NODE_WITH_TSX;
+  const child = spawn(node, [...args, path.join(ROOT, "ReceiveModuleTwinDesiredPropertiesPatch.ts")], {
+    cwd: tempDir("receiver-"),
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      ...clientEnv(hub),
+      MODULE_CONNECTION_STRING: moduleConnection,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const run = { child, output: "" };
+  child.stdout.on("data", (chunk: Buffer) => (run.output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (run.output += chunk.toString()));
+  return run;
+}
+
+(CHROMIUM ? it : it.skip)(
+  "a reader creates a module in the portal, copies its connection string, and the receiver gets the desired edit",
+  async () => {
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        `--user-data-dir=${tempDir("chromium-")}`,
+      ],
+    });
+    const origin = `http://127.0.0.1:${hub.portal!.port}`;
+    await browser
+      .defaultBrowserContext()
+      .overridePermissions(origin, ["clipboard-read", "clipboard-write", "clipboard-sanitized-write"]);
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    await page.goto(hub.portal!.url);
+    expect(page.url()).toBe(`${origin}/`); // the token went into a cookie and out of the address bar
+
+    await page.type("#new-device-id", DEVICE);
+    await page.click("#create-device");
+    await page.waitForSelector(`[data-key="${DEVICE}"]`);
+    await page.type("#new-module-id", MODULE);
+    await page.click("#create-module");
+    await page.waitForSelector(`[data-key="${DEVICE}/${MODULE}"].selected`);
+    await page.waitForFunction(`${text("cs-primary")}.includes("ModuleId=")`);
+
+    await page.click("#copy-primary");
+    await page.waitForFunction(`${text("copy-status")}.startsWith("Copied")`);
+    const copied = (await page.evaluate("navigator.clipboard.readText()")) as string;
+    expect(copied).toBe(moduleConnectionString(hub, DEVICE, MODULE));
+
+    const receiver = startReceiver(copied);
+    try {
+      await eventually(() => /Waiting for desired property patches/.test(receiver.output), receiver.output, 20_000);
+      // The live view shows the module connected.
+      await page.waitForSelector(`[data-key="${DEVICE}/${MODULE}"] .dot.on`);
+
+      await page.waitForFunction(`${text("twin-json")}.includes('"etag"')`);
+      await page.click("#twin-editor", { clickCount: 3 });
+      await page.keyboard.down("Control");
+      await page.keyboard.press("KeyA");
+      await page.keyboard.up("Control");
+      await page.keyboard.type('{"tags": {"room": "lab"}, "desired": {"telemetryInterval": 122}}');
+      await page.click("#save-twin");
+      await page.waitForFunction(`${text("twin-status")}.startsWith("Saved")`);
+
+      await eventually(
+        () => /"telemetryInterval": 122/.test(receiver.output),
+        `the patch (${receiver.output})`,
+        20_000,
+      );
+      expect(twinOf(hub, DEVICE, MODULE).tags).toEqual({ room: "lab" });
+      // The receiver reports the value back, and the portal's twin view shows it without a reload.
+      await page.waitForFunction(`JSON.parse(${text("twin-json")}).properties.reported.telemetryInterval === 122`);
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(ARTIFACTS, "portal.png") });
+    } finally {
+      try {
+        process.kill(-receiver.child.pid!, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+  },
+  90_000,
+);
