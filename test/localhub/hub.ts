@@ -19,6 +19,7 @@ import { Faults } from "./core/faults";
 import { PortalEdge } from "./edges/portal/server";
 import type { OAuthMode } from "./core/bearer";
 import { AmqpEdge } from "./edges/amqp/server";
+import { MAX_AMQP_WEBSOCKET_MESSAGE } from "./edges/amqp/limits";
 import { eventHubConnectionString } from "./edges/amqp/redirect";
 import type { EventLogOptions } from "./store/event-log";
 import {
@@ -61,8 +62,11 @@ export interface HubOptions {
   oauth?: OAuthMode;
   /** Serve the local portal (edges/portal/) on its own loopback port: 8090 by default, a free one where that is taken. */
   portal?: { port?: number };
-  /** Shorter limits for tests that trip them; the defaults are in listeners.ts and edges/mqtt/session.ts. */
-  limits?: { tlsHandshakeMs?: number; connectTimeoutMs?: number };
+  /**
+   * Shorter limits for tests that trip them; the defaults are in listeners.ts, edges/mqtt/session.ts and
+   * edges/amqp/limits.ts (amqpOpenTimeoutMs: the wait for SASL and OPEN).
+   */
+  limits?: { tlsHandshakeMs?: number; connectTimeoutMs?: number; amqpOpenTimeoutMs?: number };
 }
 
 export interface Hub {
@@ -114,7 +118,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     | undefined;
   const servers: net.Server[] = [];
   const listening: string[] = [];
-  const amqp = new AmqpEdge(HOST_NAME, log);
+  const amqp = new AmqpEdge(HOST_NAME, log, { openTimeoutMs: options.limits?.amqpOpenTimeoutMs });
   /** Set once the hub is ready: until then /health answers 503. */
   let health: HealthInfo | undefined;
   const portal = options.portal ? new PortalEdge(log, () => health) : undefined;
@@ -184,7 +188,12 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   amqp.serve({ core, log });
   const faults = new Faults(log);
   const mqtt = new MqttEdge(core, log, { connectTimeoutMs: options.limits?.connectTimeoutMs }, faults);
-  const websocket = new WebSocketEdge(mqtt, log, (ws, remote) => amqp.acceptWebSocket(ws, remote));
+  const websocket = new WebSocketEdge(
+    mqtt,
+    log,
+    (ws, remote) => amqp.acceptWebSocket(ws, remote),
+    MAX_AMQP_WEBSOCKET_MESSAGE,
+  );
   edges = {
     rest: createRestHandler(core, log, { oauth: options.oauth }),
     admin: createAdminHandler(core, faults, log),

@@ -27,6 +27,7 @@ export { createSasToken } from "./core/sas";
 export { MAX_MESSAGES_PER_DEVICE } from "./core/cloud-to-device";
 export { LIMITS as MQTT_LIMITS } from "./edges/mqtt/session";
 export { MAX_WEBSOCKET_FRAME_BYTES } from "./edges/websocket";
+export * as AMQP_LIMITS from "./edges/amqp/limits";
 
 // What the event log keeps (telemetry read back).
 export type { LoggedEvent } from "./store/event-log";

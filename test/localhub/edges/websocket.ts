@@ -1,6 +1,7 @@
 /**
- * WebSocket upgrades on the HTTPS port: `/$iothub/websocket` carries MQTT (subprotocol `mqtt`) or AMQP (`AMQPWSB10`),
- * as on the real hub. Anything else is refused before a frame is read; frames have a size limit.
+ * WebSocket upgrades on the HTTPS port: `/$iothub/websocket` carries MQTT (subprotocol `mqtt`) or AMQP
+ * (`AMQPWSB10`), as on the real hub. Anything else is refused before a frame is read; messages have a size limit,
+ * each protocol its own.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -13,18 +14,28 @@ export const MAX_WEBSOCKET_FRAME_BYTES = 512 * 1024;
 const PATH = "/$iothub/websocket";
 
 export class WebSocketEdge {
-  private readonly server = new WebSocketServer({
+  private readonly mqttServer = new WebSocketServer({
     noServer: true,
     maxPayload: MAX_WEBSOCKET_FRAME_BYTES,
-    handleProtocols: (protocols) => (protocols.has("mqtt") ? "mqtt" : protocols.has("AMQPWSB10") ? "AMQPWSB10" : false),
+    handleProtocols: (protocols) => (protocols.has("mqtt") ? "mqtt" : false),
   });
+  /** `ws` buffers a whole message before it is read: AMQP's are bounded by the frame size the AMQP edge announces. */
+  private readonly amqpServer: WebSocketServer;
 
   constructor(
     private readonly mqtt: MqttEdge,
     private readonly log: (line: string) => void,
     /** Serves AMQP over an upgraded WebSocket (the AMQP edge's acceptWebSocket). */
     private readonly acceptAmqp: (ws: WebSocket, remote?: string) => void,
-  ) {}
+    /** The largest AMQPWSB10 message (the AMQP edge's MAX_AMQP_WEBSOCKET_MESSAGE). */
+    amqpMaxMessageBytes: number,
+  ) {
+    this.amqpServer = new WebSocketServer({
+      noServer: true,
+      maxPayload: amqpMaxMessageBytes,
+      handleProtocols: (protocols) => (protocols.has("AMQPWSB10") ? "AMQPWSB10" : false),
+    });
+  }
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? "").split("?")[0];
@@ -34,7 +45,12 @@ export class WebSocketEdge {
       return;
     }
     socket.on("error", () => socket.destroy());
-    this.server.handleUpgrade(req, socket, head, (ws) => {
+    // The subprotocols the client offers pick the server (and so the message size limit); MQTT first, as before.
+    const offered = String(req.headers["sec-websocket-protocol"] ?? "")
+      .split(",")
+      .map((p) => p.trim());
+    const server = !offered.includes("mqtt") && offered.includes("AMQPWSB10") ? this.amqpServer : this.mqttServer;
+    server.handleUpgrade(req, socket, head, (ws) => {
       ws.on("error", (err) => this.log(`WebSocket closed: ${err.message}`));
       if (ws.protocol === "AMQPWSB10") this.acceptAmqp(ws, req.socket.remoteAddress);
       else this.mqtt.accept(createWebSocketStream(ws), "websocket");
@@ -42,6 +58,6 @@ export class WebSocketEdge {
   }
 
   closeAll(): void {
-    for (const client of this.server.clients) client.terminate();
+    for (const client of [...this.mqttServer.clients, ...this.amqpServer.clients]) client.terminate();
   }
 }

@@ -12,11 +12,7 @@
  * Event Hubs answers BEGIN with handle-max 255 (vcabbage/amqp issue 56); the hub takes the smaller.
  */
 import type { Connection, ConnectionOptions, Receiver, Sender, Session } from "rhea";
-
-/** The largest link handle a session may use: Event Hubs' value, and a bound on links per session. */
-export const HANDLE_MAX = 255;
-/** The largest message a link takes or sends (1 MB, as IoT Hub and Event Hubs Standard announce it). */
-export const MAX_MESSAGE_SIZE = 1024 * 1024;
+import { HANDLE_MAX, MAX_INCOMING_MESSAGE_BYTES as MAX_MESSAGE_SIZE } from "./limits";
 
 /** What every ATTACH of the hub carries besides its terminus: 14 fields, the absent ones as null. */
 const ATTACH_FIELDS = {
@@ -80,10 +76,4 @@ export function writeFramesInFull(connection: Connection): void {
 export function answerLinkProperties(link: Sender | Receiver): void {
   const ends = link as unknown as { remote: { attach?: { properties?: unknown } }; local: { attach: Performative } };
   if (ends.remote.attach?.properties && ends.local.attach.properties == null) ends.local.attach.properties = {};
-}
-
-/** The handle a peer attached a link with, when it is beyond the handle-max the hub announced in BEGIN. */
-export function handleBeyondMax(link: Sender | Receiver): number | undefined {
-  const handle = (link as unknown as { remote: { attach?: { handle?: number } } }).remote.attach?.handle;
-  return handle !== undefined && handle > HANDLE_MAX ? handle : undefined;
 }

@@ -10,28 +10,25 @@ import { WebSocket, createWebSocketStream } from "ws";
 import type { HubCore } from "../../core/hub-core";
 import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, PortError, closeServer, createTlsServer, listen } from "../../listeners";
 import { ConnectionGrants, hubName } from "./auth";
+import { answerLinkProperties, azureFrameOptions, writeFramesInFull } from "./azure-frames";
+import { ConnectionRules } from "./connection-rules";
+import { FrameGuard, Refusal, closeFrames } from "./frame-guard";
 import {
-  HANDLE_MAX,
-  MAX_MESSAGE_SIZE,
-  answerLinkProperties,
-  azureFrameOptions,
-  handleBeyondMax,
-  writeFramesInFull,
-} from "./azure-frames";
+  CHANNEL_MAX,
+  IDLE_TIMEOUT_MS,
+  MAX_CONNECTIONS,
+  MAX_FRAME_SIZE,
+  MAX_INCOMING_MESSAGE_BYTES,
+  MAX_UNREAD_BYTES,
+  OPEN_TIMEOUT_MS,
+} from "./limits";
 import { cbsMechanism, plainMechanism, principalOf } from "./sasl";
 import { routeLink } from "./routes";
 import { batchWrites } from "../write-batch";
 
 export const DEFAULT_AMQPS_PORT = 5671;
-const MAX_CONNECTIONS = 1024;
-/** We announce 64 KB frames; a peer announcing a much larger one is broken or hostile. */
-const MAX_FRAME_SIZE = 65_536;
-const MAX_FRAME_GUARD = 4 * MAX_FRAME_SIZE;
-/** The max-message-size each ATTACH announces; larger than any message a client may send here (C2D: 64 KB). */
-const MAX_INCOMING_MESSAGE_BYTES = MAX_MESSAGE_SIZE;
-const IDLE_TIMEOUT_MS = 120_000;
-/** Bytes written to a client and not yet taken by it; past this, event readers pause until it drains. */
-const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
+/** How long a refused connection's CLOSE frame may take to leave before the socket is destroyed. */
+const CLOSE_GRACE_MS = 1000;
 
 /** The edge serves links from the core alone (its C2D queues and telemetry included), like every other edge. */
 export interface AmqpEdgeDeps {
@@ -47,6 +44,11 @@ export interface AmqpEdgeOptions {
    * and service clients reach it through port-redirect.cjs.
    */
   port?: number;
+}
+
+/** Limits a test may shorten (HubOptions.limits); the defaults are in limits.ts. */
+export interface AmqpEdgeLimits {
+  openTimeoutMs?: number;
 }
 
 export const UNPRIVILEGED_AMQPS_PORT = 15671;
@@ -98,12 +100,17 @@ function capIncomingMessages(connection: Connection): string | undefined {
   return capped;
 }
 
-/** Rhea reads and writes this shape; adapting a Duplex ourselves lets us watch the bytes before rhea buffers them. */
-function adapt(stream: Duplex, label: string, guard: () => void) {
+/**
+ * Rhea reads and writes this shape; adapting a Duplex ourselves puts the frame guard between the stream and rhea:
+ * rhea's data handler gets only what the guard forwards.
+ */
+function adapt(stream: Duplex, label: string, guard: FrameGuard, setInput: (input: (bytes: Buffer) => void) => void) {
   return {
     on(event: string, handler: (...args: unknown[]) => void) {
-      if (event === "data") stream.on("data", (chunk: Buffer) => (handler(chunk), guard()));
-      else if (event === "end") stream.on("close", handler);
+      if (event === "data") {
+        setInput(handler);
+        stream.on("data", (chunk: Buffer) => guard.push(chunk));
+      } else if (event === "end") stream.on("close", handler);
       else stream.on(event, handler);
     },
     write: (data: Buffer) => void (stream.writable && stream.write(data)),
@@ -121,13 +128,18 @@ export class AmqpEdge {
   private readonly connections = new Map<Connection, ConnectionState>();
   private readonly streams = new Set<Duplex>();
   private readonly handlers = new WeakMap<Sender | Receiver, LinkHandler>();
+  /** Connections that have not finished SASL and OPEN yet, each with the timer that drops it. */
+  private readonly opening = new Map<Connection, NodeJS.Timeout>();
+  private readonly openTimeoutMs: number;
 
   private served: AmqpEdgeDeps | undefined;
 
   constructor(
     readonly hostName: string,
     private readonly log: (line: string) => void,
+    limits: AmqpEdgeLimits = {},
   ) {
+    this.openTimeoutMs = limits.openTimeoutMs ?? OPEN_TIMEOUT_MS;
     this.container = create_container({ id: hostName });
     this.wire();
   }
@@ -210,7 +222,7 @@ export class AmqpEdge {
       ...azure,
       container_id: this.hostName,
       max_frame_size: MAX_FRAME_SIZE,
-      channel_max: 255,
+      channel_max: CHANNEL_MAX,
       idle_time_out: IDLE_TIMEOUT_MS,
       receiver_options: { ...azure.receiver_options, autoaccept: false, credit_window: 100 },
     } as never);
@@ -225,21 +237,48 @@ export class AmqpEdge {
     stream.on("drain", () => state.handlers.forEach((handler) => handler.onSendable?.()));
     this.connections.set(connection, state);
     this.streams.add(stream);
+    const openTimer = setTimeout(() => {
+      this.log(`AMQP dropped ${label}: no SASL and OPEN within ${this.openTimeoutMs} ms`);
+      stream.destroy();
+    }, this.openTimeoutMs).unref();
+    this.opening.set(connection, openTimer);
     stream.on("close", () => {
+      clearTimeout(openTimer);
+      this.opening.delete(connection);
       this.streams.delete(stream);
       this.closeConnection(connection);
     });
-    const guard = () => {
-      const pending = (connection as unknown as { frame_size?: number }).frame_size ?? 0;
-      if (pending > MAX_FRAME_GUARD) {
-        this.log(`AMQP dropped ${label}: a frame of ${pending} bytes (at most ${MAX_FRAME_SIZE})`);
-        stream.destroy();
-      } else {
+    let input: (bytes: Buffer) => void = () => {};
+    const rules = new ConnectionRules();
+    const guard = new FrameGuard({
+      forward: (bytes) => {
+        input(bytes);
         const capped = capIncomingMessages(connection);
         if (capped) this.log(`AMQP refused ${capped} from ${label}`);
-      }
-    };
-    (connection as unknown as { accept(socket: unknown): void }).accept(adapt(stream, label, guard));
+      },
+      inspect: (frame) => rules.inspect(frame),
+      refuse: (refusal, phase) => this.refuse(connection, stream, label, refusal, phase),
+    });
+    const socket = adapt(stream, label, guard, (handler) => (input = handler));
+    (connection as unknown as { accept(socket: unknown): void }).accept(socket);
+  }
+
+  /**
+   * Ends a connection the guard refused, with one log line: an AMQP CLOSE carrying the condition once the AMQP
+   * header was read (our own OPEN first if rhea has not answered one), then the socket after a grace period.
+   */
+  private refuse(connection: Connection, stream: Duplex, label: string, refusal: Refusal, phase: string): void {
+    this.log(`AMQP refused ${label}: ${refusal.description} (${refusal.condition})`);
+    const remote = (connection as unknown as { remote?: { open?: unknown } }).remote;
+    if (phase === "amqp" && remote?.open) {
+      connection.close(refusal);
+      // rhea writes its CLOSE on the next tick; end the stream after it.
+      setImmediate(() => stream.end());
+    } else {
+      if (phase === "amqp" && stream.writable) stream.write(closeFrames(this.hostName, refusal));
+      stream.end();
+    }
+    setTimeout(() => stream.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   private closeConnection(connection: Connection): void {
@@ -256,6 +295,8 @@ export class AmqpEdge {
     c.on("connection_open", (context: EventContext) => {
       const state = stateOf(context);
       if (!state) return;
+      clearTimeout(this.opening.get(context.connection));
+      this.opening.delete(context.connection);
       const principal = principalOf(context.connection);
       if (principal) {
         const { scope, expiresAtSeconds, ...policy } = principal;
@@ -266,13 +307,6 @@ export class AmqpEdge {
     const onOpen = (link: Sender | Receiver, role: "sender" | "receiver", context: EventContext) => {
       const state = stateOf(context);
       if (!state) return link.close({ condition: "amqp:internal-error", description: "unknown connection" });
-      const beyond = handleBeyondMax(link);
-      if (beyond !== undefined) {
-        // AMQP 1.0 section 2.7.2: a handle beyond handle-max closes the connection with framing-error.
-        const description = `link handle ${beyond} is beyond the handle-max ${HANDLE_MAX} announced in BEGIN`;
-        this.log(`AMQP dropped ${state.label}: ${description}`);
-        return context.connection.close({ condition: "amqp:connection:framing-error", description });
-      }
       answerLinkProperties(link);
       const handler = routeLink({ deps: this.deps, edge: this, state }, link, role);
       if (handler) {
