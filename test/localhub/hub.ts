@@ -32,6 +32,7 @@ import {
   listen,
 } from "./listeners";
 import { openStores } from "./stores";
+import { ConnectionShedder } from "./fd-pressure";
 import type { Store } from "./store/store";
 
 export { PortError };
@@ -118,6 +119,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     | undefined;
   const servers: net.Server[] = [];
   const listening: string[] = [];
+  const shedder = new ConnectionShedder(log);
   const amqp = new AmqpEdge(HOST_NAME, log, { openTimeoutMs: options.limits?.amqpOpenTimeoutMs });
   /** Set once the hub is ready: until then /health answers 503. */
   let health: HealthInfo | undefined;
@@ -162,6 +164,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
       await portal.listen(options.portal?.port);
       listening.push(...portal.listening);
     }
+    for (const server of servers) shedder.watch(server);
   } catch (err) {
     await Promise.all(servers.map(closeServer));
     await amqp.stop();
@@ -188,6 +191,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   amqp.serve({ core, log });
   const faults = new Faults(log);
   const mqtt = new MqttEdge(core, log, { connectTimeoutMs: options.limits?.connectTimeoutMs }, faults);
+  mqtt.onEstablished = (session) => shedder.established(session.stream);
   const websocket = new WebSocketEdge(
     mqtt,
     log,

@@ -25,6 +25,8 @@ export { createSasToken } from "./core/sas";
 
 // The limits tests trip on purpose.
 export { MAX_MESSAGES_PER_DEVICE } from "./core/cloud-to-device";
+export type { CloudToDeviceMessage } from "./core/cloud-to-device";
+export { MAX_JSON_DEPTH } from "./core/json-depth";
 export { LIMITS as MQTT_LIMITS } from "./edges/mqtt/session";
 export { MAX_WEBSOCKET_FRAME_BYTES } from "./edges/websocket";
 export * as AMQP_LIMITS from "./edges/amqp/limits";

@@ -5,8 +5,17 @@
  */
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
-import { HubError, deviceNotFound } from "./errors";
+import { HubError, badRequest, deviceNotFound } from "./errors";
 import type { Store } from "../store/store";
+import {
+  MAX_PROPERTY_BAG_BYTES,
+  fitsPropertyBag,
+  isDate,
+  messageBytes,
+  propertyBagBytes,
+} from "./cloud-to-device-size";
+
+export { MAX_MQTT_TOPIC_BYTES, MAX_PROPERTY_BAG_BYTES } from "./cloud-to-device-size";
 
 export const MAX_MESSAGES_PER_DEVICE = 50;
 /** IoT Hub's C2D limits: 64 KB a message, default time to live one hour, at most 48 hours, 10 deliveries. */
@@ -16,6 +25,8 @@ export const MAX_TTL_MS = 48 * 3600_000;
 export const MAX_DELIVERY_COUNT = 10;
 /** Feedback nobody reads is kept up to this many records, then the oldest go (one log line). */
 export const MAX_FEEDBACK_RECORDS = 10_000;
+/** setTimeout fires at once for a delay longer than this (about 24.8 days): arm the expiry timer no further out. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export type Ack = "none" | "positive" | "negative" | "full";
 
@@ -119,6 +130,7 @@ export class CloudToDeviceQueue extends EventEmitter {
     }
     for (const queue of this.queues.values()) queue.sort((a, b) => a.sequence - b.sequence);
     this.feedback.sort((a, b) => a.sequence - b.sequence);
+    this.dropUndeliverable();
     this.expireDue();
   }
 
@@ -131,8 +143,24 @@ export class CloudToDeviceQueue extends EventEmitter {
   /** Queues a message for a device; resolves once it is durable, then emits 'queued' with the device id. */
   async enqueue(deviceId: string, input: CloudToDeviceInput): Promise<CloudToDeviceMessage> {
     if (!this.devices.find(deviceId)) throw deviceNotFound(deviceId);
-    if (input.body.length > MAX_MESSAGE_BYTES) {
-      throw new HubError(413, "RequestEntityTooLarge", `A cloud-to-device message may hold at most 64 KB`);
+    const size = messageBytes(input);
+    if (size > MAX_MESSAGE_BYTES) {
+      throw new HubError(
+        413,
+        "RequestEntityTooLarge",
+        `A cloud-to-device message may hold at most 64 KB with its properties, not ${size} bytes`,
+      );
+    }
+    const bag = propertyBagBytes(input);
+    if (bag > MAX_PROPERTY_BAG_BYTES) {
+      throw new HubError(
+        413,
+        "RequestEntityTooLarge",
+        `The message's properties take ${bag} bytes URL-encoded; a device receives at most ${MAX_PROPERTY_BAG_BYTES}`,
+      );
+    }
+    if (input.expiryTimeMs !== undefined && !isDate(input.expiryTimeMs)) {
+      throw badRequest("The message's absolute expiry time is not a date");
     }
     const queue = this.queueOf(deviceId);
     if (queue.length >= MAX_MESSAGES_PER_DEVICE) {
@@ -196,6 +224,17 @@ export class CloudToDeviceQueue extends EventEmitter {
     message.deliveryCount++;
     this.store.put(`c2d:${message.lockToken}`, message);
     return true;
+  }
+
+  /**
+   * A message the device's transport cannot carry (a journal written before the hub checked): it is dead-lettered
+   * (feedback DeliveryCountExceeded) with one log line, so that it cannot block the messages behind it.
+   */
+  undeliverable(deviceId: string, lockToken: string, why: string): void {
+    const message = this.queues.get(deviceId)?.find((m) => m.lockToken === lockToken);
+    if (!message) return;
+    this.log(`C2D ${deviceId} ${(message.messageId ?? lockToken).slice(0, 64)} dead-lettered: ${why}`);
+    this.settle(message, "DeliveryCountExceeded");
   }
 
   /** The device took the message (MQTT PUBACK): it leaves the queue; resolves once that is durable. */
@@ -303,9 +342,23 @@ export class CloudToDeviceQueue extends EventEmitter {
     clearTimeout(this.expiryTimer);
     let next = Infinity;
     for (const queue of this.queues.values()) for (const m of queue) next = Math.min(next, m.expiryTimeMs);
-    if (next === Infinity) return;
-    // setTimeout cannot wait longer than about 24.8 days; expiries are at most 48 hours away.
-    this.expiryTimer = setTimeout(() => this.expireDue(), Math.max(0, next - this.now()) + 5).unref();
+    if (!Number.isFinite(next)) return;
+    const delay = Math.min(Math.max(0, next - this.now()) + 5, MAX_TIMER_MS);
+    this.expiryTimer = setTimeout(() => this.expireDue(), delay).unref();
+  }
+
+  /** Messages of an older journal that no device could receive, or whose expiry is not a time, go at start. */
+  private dropUndeliverable(): void {
+    for (const queue of [...this.queues.values()]) {
+      for (const message of [...queue]) {
+        const why = !Number.isFinite(message.expiryTimeMs)
+          ? "its expiry time is not a date"
+          : !fitsPropertyBag(message)
+            ? "its properties do not fit an MQTT topic"
+            : undefined;
+        if (why) this.undeliverable(message.deviceId, message.lockToken, why);
+      }
+    }
   }
 
   close(): void {

@@ -62,6 +62,7 @@ export class DirectMethods {
     const { minResponse, maxResponse, maxConnect } = METHOD_TIMEOUT_LIMITS;
     const response = seconds(body.responseTimeoutInSeconds, 30, minResponse, maxResponse, "responseTimeoutInSeconds");
     const connect = seconds(body.connectTimeoutInSeconds, 0, 0, maxConnect, "connectTimeoutInSeconds");
+    // The REST edge refused anything nested deeper than MAX_JSON_DEPTH, so this serialisation cannot overflow.
     if (Buffer.byteLength(JSON.stringify(payload)) > MAX_METHOD_PAYLOAD_BYTES) {
       throw badRequest(`the method payload is larger than ${MAX_METHOD_PAYLOAD_BYTES} bytes`);
     }
@@ -112,6 +113,13 @@ export class DirectMethods {
     if (!entry || !entry.delivered || entry.request.key !== key) return;
     this.finish(entry);
     entry.resolve({ status, payload });
+  }
+
+  /** The identity answered with something that cannot be passed on: the call fails now with `err`. */
+  refuse(key: string, rid: string, err: Error): void {
+    const entry = this.pending.get(rid);
+    if (!entry || !entry.delivered || entry.request.key !== key) return;
+    this.fail(entry, err);
   }
 
   /** Fails every call in flight (hub stopping). */

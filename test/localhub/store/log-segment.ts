@@ -51,12 +51,14 @@ function headerJson(header: RecordHeader): string {
 }
 
 export function encodeRecord(header: RecordHeader, body: Buffer): Buffer {
-  const json = Buffer.from(headerJson(header));
-  const record = Buffer.allocUnsafe(PREFIX + 4 + json.length + body.length);
-  record.writeUInt32BE(4 + json.length + body.length, 0);
-  record.writeUInt32BE(json.length, PREFIX);
-  json.copy(record, PREFIX + 4);
-  body.copy(record, PREFIX + 4 + json.length);
+  // The header's JSON is written straight into the record: no Buffer of its own to allocate and copy per event.
+  const json = headerJson(header);
+  const jsonLength = Buffer.byteLength(json, "utf8");
+  const record = Buffer.allocUnsafe(PREFIX + 4 + jsonLength + body.length);
+  record.writeUInt32BE(4 + jsonLength + body.length, 0);
+  record.writeUInt32BE(jsonLength, PREFIX);
+  record.write(json, PREFIX + 4, jsonLength, "utf8");
+  body.copy(record, PREFIX + 4 + jsonLength);
   record.writeUInt32BE(crc32(record.subarray(PREFIX)), 4);
   return record;
 }

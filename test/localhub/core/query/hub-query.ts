@@ -5,7 +5,7 @@
 import type { HubCore } from "../hub-core";
 import type { Identity } from "../records";
 import { type Json, isObject } from "../twin-document";
-import { type QueryPage, runQuery, twinKey } from "./index";
+import { type QueryPage, runQueryInSlices, twinKey } from "./index";
 
 export async function queryTwins(
   core: HubCore,
@@ -25,7 +25,7 @@ export async function queryTwins(
       if (identity) yield twins.json(identity);
     }
   };
-  return runQuery(
+  return runQueryInSlices(
     isObject(body) ? body.query : undefined,
     {
       devices: (after) => ordered("devices", after),

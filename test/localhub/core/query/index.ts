@@ -10,8 +10,10 @@ import { invalid } from "./lexer";
 import { type Cursor, decodeContinuation, encodeContinuation, fingerprintOf, pageSizeOf } from "./paging";
 import { parseQuery } from "./parser";
 import { type Selection, planSelection } from "./select";
+import { runAtOnce, runInSlices } from "./slices";
 
 export { MAX_PAGE_SIZE } from "./paging";
+export { QUERY_SLICE_MS } from "./slices";
 
 /** Docs: "Query expressions can have a maximum length of 8192 characters" (articles/iot-hub/query-twins.md). */
 export const MAX_QUERY_LENGTH = 8192;
@@ -52,11 +54,20 @@ interface CompiledQuery {
 
 const cache = new Map<string, CompiledQuery>();
 
-export function runQuery(
-  text: unknown,
-  sources: QuerySources,
-  page: { maxItemCount?: number | string; continuation?: string },
-): QueryPage {
+type PageRequest = { maxItemCount?: number | string; continuation?: string };
+
+/** One page at once: for callers that own the event loop (tests, tools). The hub serves pages with runQueryInSlices. */
+export function runQuery(text: unknown, sources: QuerySources, page: PageRequest): QueryPage {
+  return runAtOnce(evaluatePage(text, sources, page));
+}
+
+/** One page, evaluated in slices that leave the event loop to other clients between them (slices.ts). */
+export function runQueryInSlices(text: unknown, sources: QuerySources, page: PageRequest): Promise<QueryPage> {
+  return runInSlices(evaluatePage(text, sources, page));
+}
+
+/** Evaluates a page, yielding after each twin it reads: the driver decides where to pause. */
+function* evaluatePage(text: unknown, sources: QuerySources, page: PageRequest): Generator<void, QueryPage> {
   const query = compileQuery(text);
   const pageSize = pageSizeOf(page.maxItemCount);
   const cursor: Cursor = page.continuation
@@ -70,7 +81,12 @@ export function runQuery(
 
   if (selection.kind === "aggregate") {
     if (cursor.offset === undefined) throw badRequest("x-ms-continuation is not valid for this query: start it again");
-    const rows = selection.rows(where ? filter(read(), where) : read());
+    const twins: JsonObject[] = [];
+    for (const twin of read()) {
+      if (!where || where(twin)) twins.push(twin);
+      yield;
+    }
+    const rows = selection.rows(twins);
     const items = rows.slice(cursor.offset, cursor.offset + limit);
     const next = { offset: cursor.offset + items.length, returned: cursor.returned + items.length };
     const more = next.offset < rows.length && next.returned < top;
@@ -85,9 +101,10 @@ export function runQuery(
   if (limit > 0) {
     for (const twin of read(after)) {
       const key = sortKey(twin);
-      if (key <= after || (where && !where(twin))) continue;
-      matches.push({ key, twin });
+      const matched = key > after && (!where || where(twin));
+      if (matched) matches.push({ key, twin });
       if (sources.ordered && matches.length > limit) break; // one more than the page: proof that more remain
+      yield;
     }
   }
   if (!sources.ordered) matches.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -120,10 +137,6 @@ function compileQuery(text: unknown): CompiledQuery {
   if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!);
   cache.set(text, compiled);
   return compiled;
-}
-
-function* filter(twins: Iterable<JsonObject>, where: (twin: JsonObject) => boolean): Iterable<JsonObject> {
-  for (const twin of twins) if (where(twin)) yield twin;
 }
 
 function sortKey(twin: JsonObject): string {

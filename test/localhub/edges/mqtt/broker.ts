@@ -54,8 +54,12 @@ export class MqttEdge {
     this.open.delete(session);
   }
 
+  /** Told of every session whose CONNECT was accepted (the hub's fd-pressure relief keeps those). */
+  onEstablished?: (session: Session) => void;
+
   /** Registers a freshly authenticated session, dropping an older one of the same identity. */
   claim(key: string, session: Session): void {
+    this.onEstablished?.(session);
     const previous = this.sessions.get(key);
     this.sessions.set(key, session);
     previous?.close("replaced by a new connection of the same identity");

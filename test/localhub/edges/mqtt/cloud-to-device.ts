@@ -4,6 +4,7 @@
  * acknowledged when the connection ends stays queued and goes out again on the next connection.
  */
 import type { IPubackPacket } from "mqtt-packet";
+import { MAX_MQTT_TOPIC_BYTES } from "../../core/cloud-to-device";
 import type { CloudToDeviceMessage, CloudToDeviceQueue } from "../../core/cloud-to-device";
 import type { Session } from "./session";
 import { topicMatches } from "./topics";
@@ -38,6 +39,12 @@ export function deliverCloudToDevice(session: Session, queue: CloudToDeviceQueue
   for (const message of queue.pendingFor(session.deviceId)) {
     if (delivery.inFlight.size >= MAX_IN_FLIGHT) return;
     if (sent.has(message.lockToken)) continue;
+    const topic = topicIfItFits(message);
+    if (topic === undefined) {
+      // Sent anyway, a topic past 65,535 bytes would corrupt the stream and wedge the device for good.
+      queue.undeliverable(session.deviceId, message.lockToken, "its topic would exceed 65,535 bytes");
+      continue;
+    }
     if (!queue.delivering(session.deviceId, message.lockToken)) continue;
     const packetId = delivery.nextPacketId;
     // Packet ids are 1..65535 and must not collide with one still in flight.
@@ -46,14 +53,16 @@ export function deliverCloudToDevice(session: Session, queue: CloudToDeviceQueue
     delivery.inFlight.set(packetId, message.lockToken);
     session.send({
       cmd: "publish",
-      topic: deviceboundTopic(message),
+      topic,
       payload: Buffer.from(message.body, "base64"),
       qos: 1,
       messageId: packetId,
       retain: false,
       dup: message.deliveryCount > 1,
     });
-    session.edge.log(`MQTT C2D ${session.key} ${message.messageId ?? message.lockToken} sent (packet ${packetId})`);
+    session.edge.log(
+      `MQTT C2D ${session.key} ${(message.messageId ?? message.lockToken).slice(0, 64)} sent (packet ${packetId})`,
+    );
   }
 }
 
@@ -70,6 +79,15 @@ export async function onCloudToDevicePuback(
   await queue.complete(session.deviceId, lockToken);
   session.edge.log(`MQTT C2D ${session.key} packet ${packet.messageId} completed`);
   deliverCloudToDevice(session, queue);
+}
+
+function topicIfItFits(message: CloudToDeviceMessage): string | undefined {
+  try {
+    const topic = deviceboundTopic(message);
+    return Buffer.byteLength(topic) <= MAX_MQTT_TOPIC_BYTES ? topic : undefined;
+  } catch {
+    return undefined; // a lone surrogate: encodeURIComponent throws, and no topic can carry it
+  }
 }
 
 /**

@@ -44,7 +44,7 @@ export class Session {
 
   constructor(
     readonly edge: MqttEdge,
-    private readonly stream: Duplex,
+    readonly stream: Duplex,
     readonly transport: string,
   ) {
     const parser = mqtt.parser({ protocolVersion: 4 });

@@ -3,7 +3,8 @@
  * desired-property patches pushed to the identity after the core made them durable.
  */
 import type { IPublishPacket } from "mqtt-packet";
-import { HubError, badRequest } from "../../core/errors";
+import { HubError } from "../../core/errors";
+import { parseBoundedJson } from "../../core/json-depth";
 import type { DesiredChange } from "../../core/events";
 import type { Json } from "../../core/twin-document";
 import type { Session } from "./session";
@@ -43,11 +44,7 @@ export async function onTwinRequest(
 }
 
 function parseJson(payload: Buffer | string): Json {
-  try {
-    return JSON.parse(payload.toString()) as Json;
-  } catch {
-    throw badRequest("the reported properties patch is not valid JSON");
-  }
+  return parseBoundedJson(payload.toString(), "the reported properties patch");
 }
 
 export function pushDesired(session: Session, change: DesiredChange): void {

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import { HubError, badRequest } from "../../core/errors";
+import { parseBoundedJson } from "../../core/json-depth";
 import type { Json } from "../../core/twin-document";
 
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -11,21 +12,40 @@ export const MAX_BODY_BYTES = 256 * 1024;
 const tooLarge = () =>
   new HubError(413, "RequestEntityTooLarge", `The request body is larger than ${MAX_BODY_BYTES} bytes`);
 
+/**
+ * A body over the limit is read on and thrown away up to this many bytes, so that the client, still sending, can read
+ * the 413 (closing at once resets the connection and loses the answer). Past it the connection is closed.
+ */
+export const MAX_DISCARDED_BODY_BYTES = 16 * 1024 * 1024;
+
 export function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    if (Number(req.headers["content-length"] ?? 0) > MAX_BODY_BYTES) return reject(tooLarge());
+    const announced = Number(req.headers["content-length"] ?? 0);
+    if (announced > MAX_BODY_BYTES) {
+      discard(req, 0);
+      return reject(tooLarge());
+    }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
-      else {
-        reject(tooLarge());
-        req.destroy();
-      }
-    });
+      if (size <= MAX_BODY_BYTES) return void chunks.push(chunk);
+      req.off("data", onData);
+      discard(req, size);
+      reject(tooLarge());
+    };
+    req.on("data", onData);
     req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
+  });
+}
+
+/** Reads the rest of a refused body and drops it, closing the connection once MAX_DISCARDED_BODY_BYTES have come. */
+function discard(req: IncomingMessage, already: number): void {
+  let discarded = already;
+  req.on("data", (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > MAX_DISCARDED_BODY_BYTES) req.socket.destroy();
   });
 }
 
@@ -39,9 +59,5 @@ export function parseJson(bytes: Buffer): Json {
     throw badRequest("The request body is not valid UTF-8");
   }
   if (!text.trim()) return {};
-  try {
-    return JSON.parse(text) as Json;
-  } catch {
-    throw badRequest("The request body is not valid JSON");
-  }
+  return parseBoundedJson(text, "The request body");
 }

@@ -87,6 +87,8 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
       }
       const { json, headers } = answer instanceof JsonWithHeaders ? answer : { json: answer, headers: {} };
       const etag = isObject(json) ? json.etag : undefined;
+      // Serialised before the status line: if it throws, the client still gets an error answer, not silence.
+      const text = JSON.stringify(json);
       status = 200;
       res.writeHead(200, {
         "Content-Type": JSON_TYPE,
@@ -94,7 +96,7 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
         ...(typeof etag === "string" ? { ETag: `"${etag}"` } : {}),
         ...headers,
       });
-      res.end(JSON.stringify(json));
+      res.end(text);
     } catch (err) {
       const hubError =
         err instanceof HubError ? err : new HubError(500, "ServerError", "The local hub failed to handle the request");
