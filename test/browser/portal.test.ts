@@ -6,11 +6,11 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { spawn } from "node:child_process";
 import puppeteer, { Browser } from "puppeteer-core";
 import type { Hub } from "../localhub";
-import { clientEnv, eventually, moduleConnectionString, startTestHub, tempDir, twinOf } from "../helpers/hub";
-import { NODE_WITH_TSX, ROOT } from "../helpers/paths";
+import { clientEnv, moduleConnectionString, startTestHub, tempDir, twinOf } from "../helpers/hub";
+import { ROOT } from "../helpers/paths";
+import { startScript } from "../helpers/scripts";
 
 const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find(
   (file): file is string => !!file && fs.existsSync(file),
@@ -34,24 +34,12 @@ afterAll(async () => {
   await hub.stop();
 });
 
-function startReceiver(moduleConnection: string) {
-  const [node, ...args] = NODE_WITH_TSX;
-  const child = spawn(node, [...args, path.join(ROOT, "ReceiveModuleTwinDesiredPropertiesPatch.ts")], {
-    cwd: tempDir("receiver-"),
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      ...clientEnv(hub),
-      MODULE_CONNECTION_STRING: moduleConnection,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
+/** The tutorial's receiver, as `node --import tsx`, in a process group of its own (stopped in the test's finally). */
+const startReceiver = (moduleConnection: string) =>
+  startScript("ReceiveModuleTwinDesiredPropertiesPatch.ts", {
+    ...clientEnv(hub),
+    MODULE_CONNECTION_STRING: moduleConnection,
   });
-  const run = { child, output: "" };
-  child.stdout.on("data", (chunk: Buffer) => (run.output += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (run.output += chunk.toString()));
-  return run;
-}
 
 (CHROMIUM ? it : it.skip)(
   "a reader creates a module in the portal, copies its connection string, and the receiver gets the desired edit",
@@ -95,7 +83,7 @@ function startReceiver(moduleConnection: string) {
 
     const receiver = startReceiver(copied);
     try {
-      await eventually(() => /Waiting for desired property patches/.test(receiver.output), receiver.output, 20_000);
+      await receiver.waitForOutput(/Waiting for desired property patches/, 20_000);
       // The live view shows the module connected.
       await page.waitForSelector(`[data-key="${DEVICE}/${MODULE}"] .dot.on`);
 
@@ -108,22 +96,14 @@ function startReceiver(moduleConnection: string) {
       await page.click("#save-twin");
       await page.waitForFunction(`${text("twin-status")}.startsWith("Saved")`);
 
-      await eventually(
-        () => /"telemetryInterval": 122/.test(receiver.output),
-        `the patch (${receiver.output})`,
-        20_000,
-      );
+      await receiver.waitForOutput(/"telemetryInterval": 122/, 20_000);
       expect(twinOf(hub, DEVICE, MODULE).tags).toEqual({ room: "lab" });
       // The receiver reports the value back, and the portal's twin view shows it without a reload.
       await page.waitForFunction(`JSON.parse(${text("twin-json")}).properties.reported.telemetryInterval === 122`);
       fs.mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: path.join(ARTIFACTS, "portal.png") });
     } finally {
-      try {
-        process.kill(-receiver.child.pid!, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
+      await receiver.stop();
     }
   },
   90_000,
