@@ -4,12 +4,13 @@
  * 5.11+, whose AMQP is pyamqp, reads the telemetry. Debian ships them (python3-uamqp, python3-azure); .ci/run installs both when missing.
  * Each test says in one line why it is skipped where its client is not installed.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import * as path from "node:path";
 import { Client as DeviceClient, Message } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { eventually, moduleConnectionString, policyToken } from "../helpers/hub";
+import { runProcess } from "../helpers/processes";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 
 /** Debian's Python, where the python3-* packages install (a pyenv python on PATH does not see them). */
@@ -26,33 +27,13 @@ function pythonHas(...modules: string[]): string | undefined {
 const uamqpMissing = pythonHas("uamqp");
 const pyamqpMissing = pythonHas("azure.eventhub._pyamqp");
 
-/** Runs a Python script to its end in its own process group, which is killed whatever happens. */
-async function runPython(script: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 40_000) {
-  const child = spawn(PYTHON, [path.join(SCRIPTS, script), ...args], {
+/** Runs a Python script to its end, in a process group of its own that is stopped whatever happens. */
+function runPython(script: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  return runProcess(PYTHON, [path.join(SCRIPTS, script), ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, PYTHONPATH: process.env.PYTHONPATH, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
+    label: script,
+    timeoutMs: 25_000,
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  try {
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${script} ran over ${timeoutMs} ms: ${stdout}${stderr}`)),
-        timeoutMs,
-      );
-      child.on("exit", (exitCode) => (clearTimeout(timer), resolve(exitCode)));
-    });
-    return { code, stdout, stderr };
-  } finally {
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch {
-      // The group is gone already.
-    }
-  }
 }
 
 /** An Event Hubs SAS token: Event Hubs clients sign with the key's text, where IoT Hub's decode it from base64. */

@@ -34,6 +34,6 @@ def on_event(partition_context, event):
         done.set()
 
 
-threading.Thread(target=lambda: (done.wait(30), client.close()), daemon=True).start()
+threading.Thread(target=lambda: (done.wait(20), client.close()), daemon=True).start()
 client.receive(on_event=on_event, starting_position="-1")
 sys.exit(0 if len(received) >= expected else 1)
