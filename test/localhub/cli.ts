@@ -100,8 +100,8 @@ export async function main(): Promise<void> {
     console.log(`  ${label}:`);
     for (const line of clientSetupLines(shell, setup)) console.log(`    ${line}`);
   }
-  console.log("Local IoT hub ready. Press Ctrl-C to stop.");
-
+  // Signals are handled before "ready" is printed: a supervisor that stops the hub as soon as it reads "ready" gets
+  // a clean shutdown, not the default kill.
   const shutdown = (signal: string) => {
     console.log(`Received ${signal}: closing connections and flushing state...`);
     hub.stop().then(
@@ -114,6 +114,7 @@ export async function main(): Promise<void> {
   };
   process.once("SIGINT", () => shutdown("SIGINT"));
   process.once("SIGTERM", () => shutdown("SIGTERM"));
+  console.log("Local IoT hub ready. Press Ctrl-C to stop.");
 }
 
 /** A port flag's value: 0 (any free port) to 65535; anything else ends the CLI with the usage line. */
