@@ -80,6 +80,11 @@ export class Provisioning {
     return scope.toLowerCase() === this.settings.idScope.toLowerCase();
   }
 
+  /** Throws unless the device proves an enrollment: what MQTT and AMQP check when the device connects. */
+  checkDevice(idScope: string, registrationId: string, credentials: DeviceCredentials): void {
+    this.attest(idScope, registrationId, credentials);
+  }
+
   /** PUT /{scope}/registrations/{id}/register, MQTT iotdps-register, AMQP register: attest, then assign. */
   async register(
     idScope: string,
