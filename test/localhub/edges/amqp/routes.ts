@@ -13,6 +13,7 @@ import { managementNode } from "./management";
 import { partitionSender } from "./partition-sender";
 import { redirectToEventHub } from "./redirect";
 import type { LinkContext, LinkHandler } from "./server";
+import { provisioningLink, registrationOf } from "../dps/amqp";
 
 /** Echoes the client's terminus, as a server that accepts the link does. */
 function echo(link: Sender | Receiver): void {
@@ -28,6 +29,8 @@ export function routeLink(
   const address = (role === "sender" ? link.source?.address : link.target?.address) ?? "";
   const path = addressPath(address);
   const entity = context.edge.entityName.toLowerCase();
+  // The Device Provisioning Service shares the port: its links are named after a registration.
+  if (registrationOf(address)) return provisioningLink(context, link, role, address);
   try {
     if (role === "sender") {
       // The client receives: replies of a request node, feedback, events, or the redirect.
