@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import { Http as ProvisioningHttp } from "azure-iot-provisioning-device-http";
 import { Mqtt as ProvisioningMqtt, MqttWs as ProvisioningMqttWs } from "azure-iot-provisioning-device-mqtt";
+import { Amqp as ProvisioningAmqp, AmqpWs as ProvisioningAmqpWs } from "azure-iot-provisioning-device-amqp";
 import { Client as DeviceClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import type { Hub } from "../localhub";
@@ -50,6 +51,8 @@ const transports = [
   ["Http", () => new ProvisioningHttp()],
   ["Mqtt", () => new ProvisioningMqtt()],
   ["MqttWs", () => new ProvisioningMqttWs()],
+  ["Amqp", () => new ProvisioningAmqp()],
+  ["AmqpWs", () => new ProvisioningAmqpWs()],
 ] as const;
 
 describe.each(transports)("over %s", (name, transport) => {
@@ -101,8 +104,12 @@ describe.each(transports)("over %s", (name, transport) => {
     await expect(
       x509Registration(hub.provisioning.idScope, `x509-stranger-${id}`, stranger, transport()).register(),
     ).rejects.toMatchObject(
-      // Http answers 401; MQTT refuses the CONNECT (return code 5), as it does a wrong key.
-      name === "Http" ? { name: "UnauthorizedError" } : { message: "Connection refused: Not authorized" },
+      // Http answers 401; MQTT refuses the CONNECT (return code 5), as it does a wrong key; AMQP closes.
+      name === "Http"
+        ? { name: "UnauthorizedError" }
+        : name.startsWith("Mqtt")
+          ? { message: "Connection refused: Not authorized" }
+          : { condition: "amqp:unauthorized-access" }, // AMQP: the connection is closed with it
     );
     expect(hub.core.identities.find(`x509-stranger-${id}`)).toBeUndefined();
   }, 30_000);

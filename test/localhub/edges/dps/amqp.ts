@@ -5,7 +5,8 @@
  * (`iotdps-register`, `iotdps-get-operationstatus` with `iotdps-operation-id`) and `correlation_id`, answers on the
  * receiver link with the same correlation id, the operation JSON as a data section and `retry-after`. A request
  * that fails is rejected with the AMQP condition the SDK turns into its error. The AMQP edge's sasl.ts and routes.ts
- * hand such connections and links here.
+ * hand such connections and links here. An X.509 device logs in without SASL and presents its TLS client certificate
+ * (only the certificate itself: a chain it sends along is not seen here, so a group CA must have signed it directly).
  */
 import type { Connection, EventContext, Receiver, Sender } from "rhea";
 import { message as amqpMessage } from "rhea";
@@ -66,17 +67,28 @@ export function provisioningLink(
   const { idScope, registrationId } = registrationOf(address)!;
   const login = loginOf(link.connection);
   const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
-  if (!login || !same(login.idScope, idScope) || !same(login.registrationId, registrationId)) {
-    context.deps.log(`AMQP refused link ${link.name} of ${context.state.label}: not logged in as ${registrationId}`);
-    link.close({ condition: "amqp:unauthorized-access", description: `The connection did not log in as ${address}` });
-    return undefined;
+  let credentials: DeviceCredentials;
+  if (login && same(login.idScope, idScope) && same(login.registrationId, registrationId)) {
+    credentials = { sasToken: login.sasToken };
+  } else {
+    // No SASL login as this device: an X.509 device presents its certificate in TLS instead.
+    const peer = login ? undefined : context.state.grants.peerCertificate();
+    credentials = { certificate: peer && { ...peer, chain: [] } };
+    try {
+      context.deps.core.provisioning.checkDevice(idScope, registrationId, credentials);
+    } catch (err) {
+      const error = asDpsError(err);
+      if (!error) throw err;
+      // Refusing the link alone leaves the SDK waiting: it attaches both links before it looks at either's errors.
+      context.state.close("amqp:unauthorized-access", error.message);
+      return undefined;
+    }
   }
   if (role === "sender") {
     link.set_source({ address });
     return {};
   }
   link.set_target({ address });
-  const credentials: DeviceCredentials = { sasToken: login.sasToken };
   return { onMessage: (event) => void answer(context, event, address, { idScope, registrationId, credentials }) };
 }
 
