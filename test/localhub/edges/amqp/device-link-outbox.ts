@@ -3,10 +3,8 @@
  * link has no credit or its connection does not read; a device that lets too much pile up loses the link.
  */
 import type { Message, Sender } from "rhea";
+import { MAX_DEVICE_LINK_BACKLOG } from "./limits";
 import type { LinkContext } from "./server";
-
-/** Messages held for one device link; past this the link is closed, as MQTT drops a client that does not read. */
-export const MAX_DEVICE_LINK_BACKLOG = 1000;
 
 export class DeviceLinkOutbox {
   private readonly waiting: Message[] = [];

@@ -15,14 +15,13 @@ import { identityKey } from "../../core/records";
 import { DeviceLinkOutbox } from "./device-link-outbox";
 import type { DeviceLinkTarget } from "./device-routes";
 import { bodyBytes } from "./devicebound";
+import { MAX_TWIN_REQUESTS_IN_FLIGHT } from "./limits";
 import { OVERSIZED } from "./server";
 import type { ConnectionState, LinkContext, LinkHandler } from "./server";
 
 const CHANNEL = "com.microsoft:channel-correlation-id";
 const REPORTED = "/properties/reported";
 const DESIRED_NOTIFICATIONS = "/notifications/twin/properties/desired";
-/** Twin requests of one link served at once; past this they are answered 429 (the device SDK's ThrottlingError). */
-export const MAX_TWIN_REQUESTS_IN_FLIGHT = 64;
 
 /** The device's receiving end of one twin channel: where its answers and, once it subscribed, desired patches go. */
 interface TwinReplies {
