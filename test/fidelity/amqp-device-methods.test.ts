@@ -140,3 +140,18 @@ it("answers 504 with error code 504101 when an AMQP device does not answer withi
   expect(err.name).toBe("GatewayTimeoutError");
   expect(err.responseBody).toContain("504101");
 }, 15_000);
+
+it("still reaches an AMQP device after its SAS token was renewed on the open connection (CBS put-token)", async () => {
+  const { client } = await openEchoing("pump", undefined, Amqp);
+  const renewals = () => logged.filter((line) => /AMQP CBS .* put-token pump for /.test(line)).length;
+  const before = renewals();
+  // Tokens valid for 4 s, renewed 2 s before they expire: by the third renewal the first of them has expired.
+  await (client as DeviceClient).setOptions({
+    tokenRenewal: { tokenValidTimeInSeconds: 4, tokenRenewalMarginInSeconds: 2 },
+  });
+  await eventually(() => renewals() >= before + 3, "three renewals", 15_000);
+  expect((await service.invokeDeviceMethod("pump", echo("after renewal"))).result).toEqual({
+    status: 200,
+    payload: "after renewal",
+  });
+}, 25_000);
