@@ -27,7 +27,6 @@ const DESIRED_NOTIFICATIONS = "/notifications/twin/properties/desired";
 interface TwinReplies {
   key: string;
   outbox: DeviceLinkOutbox;
-  subscribed: boolean;
 }
 
 /** The reply links of each connection, by channel id (a request is answered on the link of its channel). */
@@ -60,7 +59,6 @@ function subscribers(core: HubCore): Map<string, Set<TwinReplies>> {
 function subscribe(core: HubCore, replies: TwinReplies, on: boolean): void {
   const table = subscribers(core);
   const set = table.get(replies.key) ?? new Set<TwinReplies>();
-  replies.subscribed = on;
   if (on) table.set(replies.key, set.add(replies));
   else if (set.delete(replies) && !set.size) table.delete(replies.key);
 }
@@ -78,7 +76,6 @@ export function twinReplySender(context: LinkContext, link: Sender, target: Devi
   const replies: TwinReplies = {
     key: identityKey(target.deviceId, target.moduleId),
     outbox: new DeviceLinkOutbox(context, link, "twin"),
-    subscribed: false,
   };
   const channel = channelOf(link);
   let table = repliesOf.get(context.state);
