@@ -1,4 +1,10 @@
-import { CloudToDeviceQueue, CloudToDeviceRecord, MAX_MESSAGES_PER_DEVICE } from "../localhub/core/cloud-to-device";
+import {
+  CloudToDeviceQueue,
+  CloudToDeviceRecord,
+  LOCK_TIMEOUT_MS,
+  MAX_DELIVERY_COUNT,
+  MAX_MESSAGES_PER_DEVICE,
+} from "../localhub/core/cloud-to-device";
 import { deviceboundTopic } from "../localhub/edges/mqtt/cloud-to-device";
 import { JournalStore } from "../localhub/store/journal";
 import { MemoryStore } from "../localhub/store/memory";
@@ -88,13 +94,115 @@ describe("CloudToDeviceQueue", () => {
     expect(queue.feedbackCount).toBe(0);
   });
 
-  it("stops redelivering after 10 attempts and reports DeliveryCountExceeded", async () => {
+  it("keeps sending a message MQTT never acknowledges: sends are not deliveries in IoT Hub's count", async () => {
     const queue = new CloudToDeviceQueue(new MemoryStore<CloudToDeviceRecord>(), devices);
     const message = await queue.enqueue("dev1", { body: body("x"), messageId: "m1", ack: "full" });
-    for (let i = 0; i < 10; i++) expect(queue.delivering("dev1", message.lockToken)).toBe(true);
-    expect(queue.delivering("dev1", message.lockToken)).toBe(false);
+    for (let i = 0; i < MAX_DELIVERY_COUNT + 2; i++) expect(queue.delivering("dev1", message.lockToken)).toBe(true);
+    expect(queue.attemptsOf(queue.pendingFor("dev1")[0])).toBe(MAX_DELIVERY_COUNT + 2);
+    expect(queue.feedbackCount).toBe(0);
+  });
+});
+
+describe("CloudToDeviceQueue settlement (HTTPS and AMQP receive)", () => {
+  const fresh = (now?: () => number) =>
+    new CloudToDeviceQueue(new MemoryStore<CloudToDeviceRecord>(), devices, undefined, now);
+
+  it("locks the oldest message for a receive, hides it from the next receive and from MQTT", async () => {
+    const queue = fresh();
+    await queue.enqueue("dev1", { body: body("one"), messageId: "m1" });
+    await queue.enqueue("dev1", { body: body("two"), messageId: "m2" });
+    const first = (await queue.receive("dev1"))!;
+    expect(first.message.messageId).toBe("m1");
+    expect(first.lockToken).not.toBe(first.message.lockToken);
+    expect(queue.delivering("dev1", first.message.lockToken)).toBe(false);
+    const second = (await queue.receive("dev1"))!;
+    expect(second.message.messageId).toBe("m2");
+    expect(await queue.receive("dev1")).toBeUndefined();
+    queue.close();
+  });
+
+  it("completes by lock token with Success feedback, and refuses the same token again", async () => {
+    const queue = fresh();
+    await queue.enqueue("dev1", { body: body("x"), messageId: "m1", ack: "full" });
+    const { lockToken } = (await queue.receive("dev1"))!;
+    expect(await queue.complete("dev1", lockToken)).toBe(true);
+    expect(await queue.complete("dev1", lockToken)).toBe(false);
+    expect(await queue.abandon("dev1", lockToken)).toBe(false);
     expect(queue.pendingFor("dev1")).toEqual([]);
-    expect(queue.takeFeedback()?.records[0].statusCode).toBe("DeliveryCountExceeded");
+    expect(queue.takeFeedback()?.records.map((r) => r.statusCode)).toEqual(["Success"]);
+  });
+
+  it("rejects into Rejected feedback and never delivers the message again", async () => {
+    const queue = fresh();
+    await queue.enqueue("dev1", { body: body("x"), messageId: "m1", ack: "negative" });
+    const { lockToken } = (await queue.receive("dev1"))!;
+    expect(await queue.reject("dev1", lockToken)).toBe(true);
+    expect(await queue.receive("dev1")).toBeUndefined();
+    expect(queue.takeFeedback()?.records.map((r) => [r.statusCode, r.description])).toEqual([
+      ["Rejected", "Message rejected"],
+    ]);
+  });
+
+  it("puts an abandoned message back first in line with its delivery count, and says it is queued", async () => {
+    const queue = fresh();
+    await queue.enqueue("dev1", { body: body("x"), messageId: "m1" });
+    await queue.enqueue("dev1", { body: body("y"), messageId: "m2" });
+    const queued: string[] = [];
+    queue.on("queued", (id: string) => queued.push(id));
+    const first = (await queue.receive("dev1"))!;
+    expect(await queue.abandon("dev1", first.lockToken)).toBe(true);
+    expect(queued).toEqual(["dev1"]);
+    const again = (await queue.receive("dev1"))!;
+    expect([again.message.messageId, again.message.deliveryCount]).toEqual(["m1", 1]);
+    expect(again.lockToken).not.toBe(first.lockToken);
+    expect(await queue.complete("dev1", first.lockToken)).toBe(false);
+    queue.close();
+  });
+
+  it(`dead-letters a message at its ${MAX_DELIVERY_COUNT}th abandon with DeliveryCountExceeded`, async () => {
+    const queue = fresh();
+    await queue.enqueue("dev1", { body: body("x"), messageId: "m1", ack: "full" });
+    for (let i = 1; i <= MAX_DELIVERY_COUNT; i++) {
+      const { lockToken } = (await queue.receive("dev1"))!;
+      expect(await queue.abandon("dev1", lockToken)).toBe(true);
+    }
+    expect(await queue.receive("dev1")).toBeUndefined();
+    expect(queue.takeFeedback()?.records.map((r) => r.statusCode)).toEqual(["DeliveryCountExceeded"]);
+  });
+
+  it(`makes a message available again once its ${LOCK_TIMEOUT_MS / 1000} s lock expires, without counting a delivery`, async () => {
+    let clock = 1_000_000;
+    const queue = fresh(() => clock);
+    await queue.enqueue("dev1", { body: body("x"), messageId: "m1" });
+    const first = (await queue.receive("dev1"))!;
+    expect(first.lockedUntilMs).toBe(clock + LOCK_TIMEOUT_MS);
+    clock += LOCK_TIMEOUT_MS - 1;
+    expect(await queue.receive("dev1")).toBeUndefined();
+    clock += 1;
+    expect(await queue.complete("dev1", first.lockToken)).toBe(false);
+    const again = (await queue.receive("dev1"))!;
+    expect([again.message.messageId, again.message.deliveryCount]).toEqual(["m1", 0]);
+    queue.close();
+  });
+
+  it("keeps a lock, a delivery count and a completion across a restart", async () => {
+    const dir = tempDir("c2d-lock-");
+    const store = await JournalStore.open<CloudToDeviceRecord>(dir);
+    const queue = new CloudToDeviceQueue(store, devices);
+    await queue.enqueue("dev1", { body: body("kept"), messageId: "m1" });
+    await queue.enqueue("dev1", { body: body("done"), messageId: "m2", ack: "positive" });
+    const first = (await queue.receive("dev1"))!;
+    await queue.abandon("dev1", first.lockToken);
+    const locked = (await queue.receive("dev1"))!;
+    await queue.complete("dev1", (await queue.receive("dev1"))!.lockToken);
+    queue.close();
+    await store.close();
+    const reopened = new CloudToDeviceQueue(await JournalStore.open<CloudToDeviceRecord>(dir), devices);
+    expect(reopened.pendingFor("dev1").map((m) => [m.messageId, m.deliveryCount])).toEqual([["m1", 1]]);
+    expect(await reopened.receive("dev1")).toBeUndefined();
+    expect(await reopened.complete("dev1", locked.lockToken)).toBe(true);
+    expect(reopened.takeFeedback()?.records.map((r) => r.originalMessageId)).toEqual(["m2"]);
+    reopened.close();
   });
 });
 

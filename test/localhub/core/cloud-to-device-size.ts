@@ -2,8 +2,9 @@
  * How large a cloud-to-device message is, as IoT Hub counts it, and whether its properties fit the property bag a
  * device receives them in. Checked at send (core/cloud-to-device.ts) and for messages an older journal holds.
  */
-import { badRequest } from "./errors";
-import type { CloudToDeviceInput } from "./cloud-to-device";
+import { HubError, badRequest } from "./errors";
+import { MAX_CLOUD_TO_DEVICE_BYTES, cloudToDeviceTooLarge } from "./cloud-to-device-types";
+import type { CloudToDeviceInput } from "./cloud-to-device-types";
 
 /**
  * A device receives a message's properties URL-encoded in one property bag: over MQTT, in the topic, which holds at
@@ -73,5 +74,22 @@ function encodedLength(text: string): number {
   } catch {
     // A lone surrogate has no UTF-8 form: no transport could carry it.
     throw badRequest("A message property or id is not valid Unicode text");
+  }
+}
+
+/** Refuses a message IoT Hub would refuse at send: too large, properties a device cannot receive, no date. */
+export function checkSendable(input: CloudToDeviceInput): void {
+  const size = messageBytes(input);
+  if (size > MAX_CLOUD_TO_DEVICE_BYTES) throw cloudToDeviceTooLarge(size);
+  const bag = propertyBagBytes(input);
+  if (bag > MAX_PROPERTY_BAG_BYTES) {
+    throw new HubError(
+      413,
+      "RequestEntityTooLarge",
+      `The message's properties take ${bag} bytes URL-encoded; a device receives at most ${MAX_PROPERTY_BAG_BYTES}`,
+    );
+  }
+  if (input.expiryTimeMs !== undefined && !isDate(input.expiryTimeMs)) {
+    throw badRequest("The message's absolute expiry time is not a date");
   }
 }

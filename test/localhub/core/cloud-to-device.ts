@@ -1,128 +1,48 @@
 /**
- * Cloud-to-device messages: a durable queue per device (at most 50, expiry honoured, redelivered until completed)
- * and the feedback records the service reads back. It knows nothing of AMQP or MQTT: the AMQP edge enqueues and
- * hands out feedback, the MQTT edge delivers with pendingFor()/complete() and listens for 'queued'.
+ * Cloud-to-device messages: a durable queue per device (at most 50, expiry honoured) with the life cycle IoT Hub
+ * documents, shared by every transport. It knows nothing of AMQP, MQTT or HTTPS; see settle rules below.
+ *
+ * - MQTT pushes: pendingFor()/delivering() to send, complete() by the message's key on PUBACK.
+ * - HTTPS and AMQP receive: receive() locks the oldest available message for LOCK_TIMEOUT_MS under a fresh lock
+ *   token; complete() (Success), reject() (Rejected) or abandon() (back to the queue, delivery count + 1; the abandon
+ *   that reaches MAX_DELIVERY_COUNT dead-letters it, DeliveryCountExceeded) settle it by that token. A lock that
+ *   expires puts the message back without counting, as on IoT Hub. 'queued' (device id) says a message is available.
  */
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
-import { HubError, badRequest, deviceNotFound } from "./errors";
+import { HubError, deviceNotFound } from "./errors";
 import type { Store } from "../store/store";
+import { checkSendable, fitsPropertyBag } from "./cloud-to-device-size";
+import { FeedbackLog } from "./cloud-to-device-feedback";
 import {
-  MAX_PROPERTY_BAG_BYTES,
-  fitsPropertyBag,
-  isDate,
-  messageBytes,
-  propertyBagBytes,
-} from "./cloud-to-device-size";
+  DEFAULT_TTL_MS,
+  LOCK_TIMEOUT_MS,
+  MAX_DELIVERY_COUNT,
+  MAX_MESSAGES_PER_DEVICE,
+  MAX_TTL_MS,
+} from "./cloud-to-device-types";
+import type {
+  CloudToDeviceInput,
+  CloudToDeviceMessage,
+  CloudToDeviceRecord,
+  DeviceLookup,
+  FeedbackRecord,
+  FeedbackStatus,
+  ReceivedMessage,
+  SettledMessage,
+} from "./cloud-to-device-types";
 
 export { MAX_MQTT_TOPIC_BYTES, MAX_PROPERTY_BAG_BYTES } from "./cloud-to-device-size";
+export * from "./cloud-to-device-types";
 
-export const MAX_MESSAGES_PER_DEVICE = 50;
-/** IoT Hub's C2D limits: 64 KB a message, default time to live one hour, at most 48 hours, 10 deliveries. */
-export const MAX_CLOUD_TO_DEVICE_BYTES = 64 * 1024;
-export const DEFAULT_TTL_MS = 3600_000;
-export const MAX_TTL_MS = 48 * 3600_000;
-export const MAX_DELIVERY_COUNT = 10;
-/** Feedback nobody reads is kept up to this many records, then the oldest go (one log line). */
-export const MAX_FEEDBACK_RECORDS = 10_000;
-/** setTimeout fires at once for a delay longer than this (about 24.8 days): arm the expiry timer no further out. */
+/** setTimeout fires at once for a delay longer than this (about 24.8 days): arm the timer no further out. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** What a sender gets for a message over MAX_CLOUD_TO_DEVICE_BYTES (the SDK's MessageTooLargeError). */
-export const cloudToDeviceTooLarge = (size?: number) =>
-  new HubError(
-    413,
-    "RequestEntityTooLarge",
-    `A cloud-to-device message may hold at most ${MAX_CLOUD_TO_DEVICE_BYTES / 1024} KB with its properties` +
-      (size === undefined ? "" : `, not ${size} bytes`),
-  );
-
-export type Ack = "none" | "positive" | "negative" | "full";
-
-export interface CloudToDeviceInput {
-  body: Buffer;
-  messageId?: string;
-  correlationId?: string;
-  userId?: string;
-  contentType?: string;
-  contentEncoding?: string;
-  ack?: string;
-  expiryTimeMs?: number;
-  properties?: Record<string, string>;
-}
-
-/** A queued message as stored (body in base64: the store keeps JSON). */
-export interface CloudToDeviceMessage {
-  kind: "c2d";
-  lockToken: string;
-  deviceId: string;
-  sequence: number;
-  messageId?: string;
-  correlationId?: string;
-  userId?: string;
-  contentType?: string;
-  contentEncoding?: string;
-  ack: Ack;
-  properties: Record<string, string>;
-  body: string;
-  enqueuedTimeMs: number;
-  expiryTimeMs: number;
-  deliveryCount: number;
-}
-
-export type FeedbackStatus = "Success" | "Expired" | "DeliveryCountExceeded" | "Rejected" | "Purged";
-
-/** One record of a feedback batch, with the field names IoT Hub sends. */
-export interface FeedbackRecord {
-  originalMessageId: string;
-  enqueuedTimeUtc: string;
-  statusCode: FeedbackStatus;
-  description: string;
-  deviceId: string;
-  deviceGenerationId: string;
-}
-
-interface StoredFeedback {
-  kind: "feedback";
-  sequence: number;
-  record: FeedbackRecord;
-}
-
-/** What 'settled' carries: a message left its queue with this outcome. */
-export interface SettledMessage {
-  deviceId: string;
-  messageId?: string;
-  status: FeedbackStatus;
-}
-
-export type CloudToDeviceRecord = CloudToDeviceMessage | StoredFeedback;
-
-/** What the queue needs to know of the identities (core/identities.ts). */
-export interface DeviceLookup {
-  find(deviceId: string): { generationId: string } | undefined;
-}
-
-const DESCRIPTIONS: Record<FeedbackStatus, string> = {
-  Success: "Success",
-  Expired: "Message Expired",
-  DeliveryCountExceeded: "Delivery count exceeded",
-  Rejected: "Message rejected",
-  Purged: "Message purged",
-};
-const WANTS_FEEDBACK: Record<Ack, FeedbackStatus[]> = {
-  none: [],
-  positive: ["Success"],
-  negative: ["Expired", "DeliveryCountExceeded", "Rejected", "Purged"],
-  full: ["Success", "Expired", "DeliveryCountExceeded", "Rejected", "Purged"],
-};
 
 export class CloudToDeviceQueue extends EventEmitter {
   private readonly queues = new Map<string, CloudToDeviceMessage[]>();
-  private readonly feedback: StoredFeedback[] = [];
-  /** Feedback handed out and not yet accepted, by batch id. */
-  private readonly inFlight = new Map<string, StoredFeedback[]>();
+  private readonly feedback: FeedbackLog;
   private sequence = 0;
-  private expiryTimer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Store<CloudToDeviceRecord>,
@@ -132,13 +52,14 @@ export class CloudToDeviceQueue extends EventEmitter {
   ) {
     super();
     this.setMaxListeners(0);
+    this.feedback = new FeedbackLog(store, devices, log, now, () => this.emit("feedback"));
     for (const value of store.entries.values()) {
       if (value.kind === "c2d") this.queueOf(value.deviceId).push(value);
-      else this.feedback.push(value);
+      else this.feedback.restore(value);
       this.sequence = Math.max(this.sequence, value.sequence + 1);
     }
     for (const queue of this.queues.values()) queue.sort((a, b) => a.sequence - b.sequence);
-    this.feedback.sort((a, b) => a.sequence - b.sequence);
+    this.feedback.sort();
     this.dropUndeliverable();
     this.expireDue();
   }
@@ -152,19 +73,7 @@ export class CloudToDeviceQueue extends EventEmitter {
   /** Queues a message for a device; resolves once it is durable, then emits 'queued' with the device id. */
   async enqueue(deviceId: string, input: CloudToDeviceInput): Promise<CloudToDeviceMessage> {
     if (!this.devices.find(deviceId)) throw deviceNotFound(deviceId);
-    const size = messageBytes(input);
-    if (size > MAX_CLOUD_TO_DEVICE_BYTES) throw cloudToDeviceTooLarge(size);
-    const bag = propertyBagBytes(input);
-    if (bag > MAX_PROPERTY_BAG_BYTES) {
-      throw new HubError(
-        413,
-        "RequestEntityTooLarge",
-        `The message's properties take ${bag} bytes URL-encoded; a device receives at most ${MAX_PROPERTY_BAG_BYTES}`,
-      );
-    }
-    if (input.expiryTimeMs !== undefined && !isDate(input.expiryTimeMs)) {
-      throw badRequest("The message's absolute expiry time is not a date");
-    }
+    checkSendable(input);
     const queue = this.queueOf(deviceId);
     if (queue.length >= MAX_MESSAGES_PER_DEVICE) {
       throw new HubError(
@@ -191,16 +100,17 @@ export class CloudToDeviceQueue extends EventEmitter {
       enqueuedTimeMs: now,
       expiryTimeMs: Math.min(input.expiryTimeMs ?? now + DEFAULT_TTL_MS, now + MAX_TTL_MS),
       deliveryCount: 0,
+      attempts: 0,
     };
     queue.push(message);
     this.store.put(`c2d:${message.lockToken}`, message);
     await this.store.sync();
-    this.scheduleExpiry();
+    this.schedule();
     this.emit("queued", deviceId);
     return message;
   }
 
-  /** The device's messages still to be completed, oldest first (expired ones are gone). */
+  /** The device's messages still to be completed, oldest first (expired ones are gone), locked ones included. */
   pendingFor(deviceId: string): readonly CloudToDeviceMessage[] {
     this.expireDue();
     return this.queues.get(deviceId) ?? [];
@@ -213,19 +123,72 @@ export class CloudToDeviceQueue extends EventEmitter {
     return pending[at + 1];
   }
 
+  /** Whether a receive holds the message now (then no other receiver, MQTT included, gets it). */
+  isLocked(message: CloudToDeviceMessage): boolean {
+    return message.lock !== undefined && message.lock.untilMs > this.now();
+  }
+
   /**
-   * Counts a delivery attempt; past MAX_DELIVERY_COUNT the message is dead-lettered (feedback
-   * DeliveryCountExceeded) and false is returned: do not send it.
+   * MQTT is about to send the message (by its key): counts the send for the DUP flag. False: do not send it (gone,
+   * or locked by a receive). Sends are not deliveries in IoT Hub's count: only abandons are.
    */
-  delivering(deviceId: string, lockToken: string): boolean {
-    const message = this.queues.get(deviceId)?.find((m) => m.lockToken === lockToken);
-    if (!message) return false;
-    if (message.deliveryCount >= MAX_DELIVERY_COUNT) {
-      this.settle(message, "DeliveryCountExceeded");
-      return false;
-    }
-    message.deliveryCount++;
+  delivering(deviceId: string, key: string): boolean {
+    const message = this.find(deviceId, key);
+    if (!message || this.isLocked(message)) return false;
+    message.attempts = (message.attempts ?? message.deliveryCount) + 1;
     this.store.put(`c2d:${message.lockToken}`, message);
+    return true;
+  }
+
+  /** How many times the message was sent or received (MQTT sets DUP past the first). */
+  attemptsOf(message: CloudToDeviceMessage): number {
+    return message.attempts ?? message.deliveryCount;
+  }
+
+  /**
+   * Locks the device's oldest available message for `lockMs` under a fresh lock token and hands it out (HTTPS GET
+   * .../deviceBound, an AMQP transfer); undefined when none is available. The lock is durable when it resolves.
+   */
+  async receive(deviceId: string, lockMs = LOCK_TIMEOUT_MS): Promise<ReceivedMessage | undefined> {
+    const message = this.pendingFor(deviceId).find((m) => !this.isLocked(m));
+    if (!message) return undefined;
+    const lock = { token: randomUUID(), untilMs: this.now() + lockMs };
+    message.lock = lock;
+    message.attempts = this.attemptsOf(message) + 1;
+    this.store.put(`c2d:${message.lockToken}`, message);
+    this.schedule();
+    await this.store.sync();
+    return { message, lockToken: lock.token, lockedUntilMs: lock.untilMs };
+  }
+
+  /**
+   * The device took the message: it leaves the queue (feedback Success where asked); resolves once that is durable.
+   * `token` is the lock token of a receive whose lock holds, or the message's key (MQTT PUBACK). False: no such
+   * message or lock (settled, or the lock expired): IoT Hub's DeviceMessageLockLost (lockLost()).
+   */
+  async complete(deviceId: string, token: string): Promise<boolean> {
+    return this.finish(deviceId, token, "Success");
+  }
+
+  /** The device refused the message (AMQP and HTTPS devices can; MQTT devices cannot): dead-lettered, Rejected. */
+  async reject(deviceId: string, token: string): Promise<boolean> {
+    return this.finish(deviceId, token, "Rejected");
+  }
+
+  /**
+   * The device gives the message back: unlocked at its place in the queue, delivery count + 1, 'queued' emitted;
+   * the abandon that brings the count to MAX_DELIVERY_COUNT dead-letters it (DeliveryCountExceeded). Durable when
+   * it resolves. False as for complete().
+   */
+  async abandon(deviceId: string, token: string): Promise<boolean> {
+    const message = this.find(deviceId, token);
+    if (!message) return false;
+    message.lock = undefined;
+    message.deliveryCount++;
+    if (message.deliveryCount >= MAX_DELIVERY_COUNT) this.settle(message, "DeliveryCountExceeded");
+    else this.store.put(`c2d:${message.lockToken}`, message);
+    await this.store.sync();
+    if (message.deliveryCount < MAX_DELIVERY_COUNT) this.emit("queued", deviceId);
     return true;
   }
 
@@ -233,21 +196,11 @@ export class CloudToDeviceQueue extends EventEmitter {
    * A message the device's transport cannot carry (a journal written before the hub checked): it is dead-lettered
    * (feedback DeliveryCountExceeded) with one log line, so that it cannot block the messages behind it.
    */
-  undeliverable(deviceId: string, lockToken: string, why: string): void {
-    const message = this.queues.get(deviceId)?.find((m) => m.lockToken === lockToken);
+  undeliverable(deviceId: string, key: string, why: string): void {
+    const message = this.queues.get(deviceId)?.find((m) => m.lockToken === key);
     if (!message) return;
-    this.log(`C2D ${deviceId} ${(message.messageId ?? lockToken).slice(0, 64)} dead-lettered: ${why}`);
+    this.log(`C2D ${deviceId} ${(message.messageId ?? key).slice(0, 64)} dead-lettered: ${why}`);
     this.settle(message, "DeliveryCountExceeded");
-  }
-
-  /** The device took the message (MQTT PUBACK): it leaves the queue; resolves once that is durable. */
-  async complete(deviceId: string, lockToken: string): Promise<boolean> {
-    return this.finish(deviceId, lockToken, "Success");
-  }
-
-  /** The device refused the message (AMQP and HTTPS devices can; MQTT devices cannot). */
-  async reject(deviceId: string, lockToken: string): Promise<boolean> {
-    return this.finish(deviceId, lockToken, "Rejected");
   }
 
   /** Empties a device's queue (the device was deleted). */
@@ -258,8 +211,16 @@ export class CloudToDeviceQueue extends EventEmitter {
     return queue.length;
   }
 
-  private async finish(deviceId: string, lockToken: string, status: FeedbackStatus): Promise<boolean> {
-    const message = this.queues.get(deviceId)?.find((m) => m.lockToken === lockToken);
+  /** The message a settlement names: by a lock token whose lock holds, or by its key. */
+  private find(deviceId: string, token: string): CloudToDeviceMessage | undefined {
+    const now = this.now();
+    return this.queues
+      .get(deviceId)
+      ?.find((m) => m.lockToken === token || (m.lock?.token === token && m.lock.untilMs > now));
+  }
+
+  private async finish(deviceId: string, token: string, status: FeedbackStatus): Promise<boolean> {
+    const message = this.find(deviceId, token);
     if (!message) return false;
     this.settle(message, status);
     await this.store.sync();
@@ -275,79 +236,61 @@ export class CloudToDeviceQueue extends EventEmitter {
     // Each message's outcome once durable, for watchers that are not the service's feedback reader (the portal).
     const outcome: SettledMessage = { deviceId: message.deviceId, messageId: message.messageId, status };
     void this.store.sync().then(() => this.emit("settled", outcome));
-    if (!WANTS_FEEDBACK[message.ack].includes(status)) return;
-    const stored: StoredFeedback = {
-      kind: "feedback",
-      sequence: this.sequence++,
-      record: {
-        originalMessageId: message.messageId ?? "",
-        enqueuedTimeUtc: new Date(this.now()).toISOString(),
-        statusCode: status,
-        description: DESCRIPTIONS[status],
-        deviceId: message.deviceId,
-        deviceGenerationId: this.devices.find(message.deviceId)?.generationId ?? "",
-      },
-    };
-    this.feedback.push(stored);
-    this.store.put(`feedback:${stored.sequence}`, stored);
-    while (this.feedback.length > MAX_FEEDBACK_RECORDS) {
-      const dropped = this.feedback.shift()!;
-      this.store.put(`feedback:${dropped.sequence}`, null);
-      this.log(`C2D FEEDBACK dropped the oldest record: more than ${MAX_FEEDBACK_RECORDS} unread`);
-    }
-    void this.store.sync().then(() => this.emit("feedback"));
+    this.feedback.record(message, status, this.sequence++);
   }
 
   /** Hands out up to `max` feedback records as one batch, to be acknowledged or released by its id. */
   takeFeedback(max = 64): { batchId: string; records: FeedbackRecord[] } | undefined {
-    if (!this.feedback.length) return undefined;
-    const taken = this.feedback.splice(0, max);
-    const batchId = randomUUID();
-    this.inFlight.set(batchId, taken);
-    return { batchId, records: taken.map((f) => f.record) };
+    return this.feedback.take(max);
   }
 
   /** The service accepted the batch: its records are gone for good. */
-  async acknowledgeFeedback(batchId: string): Promise<void> {
-    for (const stored of this.inFlight.get(batchId) ?? []) this.store.put(`feedback:${stored.sequence}`, null);
-    this.inFlight.delete(batchId);
-    await this.store.sync();
+  acknowledgeFeedback(batchId: string): Promise<void> {
+    return this.feedback.acknowledge(batchId);
   }
 
   /** The batch was not accepted (link closed, released): its records go back to the front. */
   releaseFeedback(batchId: string): void {
-    const batch = this.inFlight.get(batchId);
-    if (!batch) return;
-    this.inFlight.delete(batchId);
-    this.feedback.unshift(...batch);
-    this.emit("feedback");
+    this.feedback.release(batchId);
   }
 
   get feedbackCount(): number {
-    return this.feedback.length;
+    return this.feedback.count;
   }
 
-  /** Removes expired messages (feedback Expired where asked), and arms a timer for the next expiry. */
+  /**
+   * Removes expired messages (feedback Expired where asked), makes messages whose lock ran out available again
+   * ('queued'), and arms a timer for the next of either.
+   */
   private expireDue(): void {
     const now = this.now();
-    let expired = false;
-    for (const queue of [...this.queues.values()]) {
+    let changed = false;
+    for (const [deviceId, queue] of [...this.queues]) {
       for (const message of queue.filter((m) => m.expiryTimeMs <= now)) {
         this.settle(message, "Expired");
-        expired = true;
+        changed = true;
       }
+      const unlocked = queue.filter((m) => m.lock && m.lock.untilMs <= now);
+      for (const message of unlocked) {
+        message.lock = undefined;
+        this.store.put(`c2d:${message.lockToken}`, message);
+        changed = true;
+      }
+      if (unlocked.length) setImmediate(() => this.emit("queued", deviceId));
     }
-    if (expired) void this.store.sync();
-    this.scheduleExpiry();
+    if (changed) void this.store.sync().catch(() => {});
+    this.schedule();
   }
 
-  private scheduleExpiry(): void {
-    clearTimeout(this.expiryTimer);
+  private schedule(): void {
+    clearTimeout(this.timer);
     let next = Infinity;
-    for (const queue of this.queues.values()) for (const m of queue) next = Math.min(next, m.expiryTimeMs);
+    for (const queue of this.queues.values()) {
+      for (const m of queue) next = Math.min(next, m.expiryTimeMs, m.lock?.untilMs ?? Infinity);
+    }
     if (!Number.isFinite(next)) return;
     const delay = Math.min(Math.max(0, next - this.now()) + 5, MAX_TIMER_MS);
-    this.expiryTimer = setTimeout(() => this.expireDue(), delay).unref();
+    this.timer = setTimeout(() => this.expireDue(), delay).unref();
   }
 
   /** Messages of an older journal that no device could receive, or whose expiry is not a time, go at start. */
@@ -365,6 +308,6 @@ export class CloudToDeviceQueue extends EventEmitter {
   }
 
   close(): void {
-    clearTimeout(this.expiryTimer);
+    clearTimeout(this.timer);
   }
 }

@@ -58,7 +58,7 @@ export function deliverCloudToDevice(session: Session, queue: CloudToDeviceQueue
       qos: 1,
       messageId: packetId,
       retain: false,
-      dup: message.deliveryCount > 1,
+      dup: queue.attemptsOf(message) > 1,
     });
     session.edge.log(
       `MQTT C2D ${session.key} ${(message.messageId ?? message.lockToken).slice(0, 64)} sent (packet ${packetId})`,
