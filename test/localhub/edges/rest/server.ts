@@ -9,6 +9,8 @@ import type { HubCore } from "../../core/hub-core";
 import { ENABLE_OAUTH_HINT, OAuthMode, authenticateBearer, isBearer } from "../../core/bearer";
 import { Principal, authenticate, authorize } from "../../core/sas";
 import { parseJson, readBody } from "./body";
+import { x509Principal } from "./device-auth";
+import { RawAnswer } from "./raw-answer";
 import { JsonWithHeaders, route } from "./routes";
 import { msSince } from "../timing";
 
@@ -72,9 +74,14 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
       const found = route(core, method, target.segments);
       if (found === undefined) throw new HubError(404, "NotFound", `No such resource: ${method} ${pathname}`);
       if (found === null) throw new HubError(405, "MethodNotAllowed", `${method} is not supported on ${pathname}`);
-      authorize(principalOf(req.headers.authorization), found.needs, found.resource);
+      // A device route without a token: the device's TLS client certificate, as IoT Hub takes X.509 over HTTPS.
+      const byCertificate = found.identity !== undefined && req.headers.authorization === undefined;
+      const principal = byCertificate
+        ? x509Principal(core, req, found.identity!)
+        : principalOf(req.headers.authorization);
+      authorize(principal, found.needs, found.resource);
       if (!found.hasBody) req.resume(); // nothing to look at; drain whatever was sent
-      const bytes = found.hasBody ? await readBody(req) : Buffer.alloc(0);
+      const bytes = found.hasBody ? await readBody(req, found.maxBodyBytes?.(req.headers)) : Buffer.alloc(0);
       const body = found.hasBody === true ? parseJson(bytes) : {};
       const ifMatch = req.headers["if-match"];
       const answer = await found.run({
@@ -83,10 +90,17 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
         ifMatch: typeof ifMatch === "string" ? ifMatch : undefined,
         query: target.query,
         headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        authType: byCertificate ? "x509Certificate" : "sas",
       });
       if (answer === undefined) {
         status = 204;
         res.writeHead(204, { "x-ms-request-id": requestId }).end();
+        return;
+      }
+      if (answer instanceof RawAnswer) {
+        status = 200;
+        res.writeHead(200, { "x-ms-request-id": requestId, ...answer.headers }).end(answer.body);
         return;
       }
       const { json, headers } = answer instanceof JsonWithHeaders ? answer : { json: answer, headers: {} };
