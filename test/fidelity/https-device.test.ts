@@ -209,7 +209,7 @@ describe("X.509 over HTTPS", () => {
     const [event] = await eventsOf("https-x509", 1);
     expect(JSON.parse(event.systemProperties?.["iothub-connection-auth-method"] as string)).toMatchObject({
       scope: "device",
-      type: "x509Certificate",
+      type: "x509",
     });
     await service.send("https-x509", message("to the certificate"));
     const received = receiving(client, (m) => client.complete(m));

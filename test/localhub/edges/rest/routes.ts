@@ -21,7 +21,7 @@ export interface Request {
   /** Header names and values as sent, names in their own case. */
   rawHeaders: string[];
   /** How the caller authenticated: a SAS token, or (device routes) its TLS client certificate. */
-  authType: "sas" | "x509Certificate";
+  authType: "sas" | "x509";
 }
 
 /** A JSON body that needs headers of its own (paging of queries, say). */

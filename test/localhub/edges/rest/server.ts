@@ -13,6 +13,7 @@ import { x509Principal } from "./device-auth";
 import { RawAnswer } from "./raw-answer";
 import { JsonWithHeaders, route } from "./routes";
 import { msSince } from "../timing";
+import { MAX_HTTP_HEADERS } from "../../listeners";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
@@ -68,6 +69,13 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
     let pathname = (req.url ?? "/").split("?")[0].slice(0, 200);
     let status = 500;
     try {
+      if (req.rawHeaders.length / 2 > MAX_HTTP_HEADERS) {
+        throw new HubError(
+          431,
+          "RequestHeaderFieldsTooLarge",
+          `A request may carry at most ${MAX_HTTP_HEADERS} headers`,
+        );
+      }
       const target = parseTarget(req.url);
       pathname = target.pathname;
       if (!API_VERSIONS.has(target.query.get("api-version") ?? "")) throw invalidProtocolVersion();
@@ -91,7 +99,7 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
         query: target.query,
         headers: req.headers,
         rawHeaders: req.rawHeaders,
-        authType: byCertificate ? "x509Certificate" : "sas",
+        authType: byCertificate ? "x509" : "sas",
       });
       if (answer === undefined) {
         status = 204;
