@@ -16,8 +16,8 @@ export default defineConfig(
   {
     languageOptions: {
       parserOptions: {
-        // The JavaScript files (configs, the port-redirect preload) are outside tsconfig.json: a default project.
-        projectService: { allowDefaultProject: ["*.js", "*.mjs", "test/localhub/*.cjs"] },
+        // The JavaScript files (configs, the port-redirect preload, jest's transform and reporter) are outside tsconfig.json: a default project.
+        projectService: { allowDefaultProject: ["*.js", "*.mjs", "test/localhub/*.cjs", "test/helpers/*.cjs"] },
         tsconfigRootDir: dirname(fileURLToPath(import.meta.url)), // import.meta.dirname needs Node 20.11
       },
     },

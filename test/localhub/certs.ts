@@ -90,3 +90,22 @@ export function loadClientCas(dir: string): string[] | undefined {
     .map((name) => fs.readFileSync(path.join(folder, name), "utf8"));
   return pems.length ? pems : undefined;
 }
+
+/**
+ * The same client CAs by file name without its extension (`DIR/client-cas/myca.pem` is `myca`): a provisioning
+ * enrollment group names its CA this way in `caReferences`, where Azure names a CA uploaded to the service.
+ */
+export function loadNamedClientCas(dir: string): Map<string, X509Certificate> {
+  const folder = path.join(dir, CLIENT_CA_FOLDER);
+  const named = new Map<string, X509Certificate>();
+  if (!fs.existsSync(folder)) return named;
+  for (const name of fs.readdirSync(folder)) {
+    if (!/\.(pem|crt|cer)$/i.test(name)) continue;
+    try {
+      named.set(name.replace(/\.[^.]+$/, ""), new X509Certificate(fs.readFileSync(path.join(folder, name))));
+    } catch {
+      // Not a certificate: loadClientCas already hands it to TLS, which says so at start.
+    }
+  }
+  return named;
+}

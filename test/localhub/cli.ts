@@ -82,6 +82,10 @@ export async function main(): Promise<void> {
     `  EVENTHUB_CONNECTION_STRING="${maskKey(hub.eventHubConnectionString())}"   (telemetry: ` +
       `${partitions} partitions, kept ${retentionHours} h)`,
   );
+  console.log(
+    `  PROVISIONING_CONNECTION_STRING="${maskKey(hub.provisioning.connectionString)}"   (Device Provisioning: ` +
+      `PROVISIONING_HOST=localhost, PROVISIONING_ID_SCOPE=${hub.provisioning.idScope})`,
+  );
   if (Object.keys(hub.redirects).length) {
     const moved = Object.entries(hub.redirects).map(([from, to]) => `${from} on ${to}`);
     console.log(`Serving ${moved.join(" and ")}: clients reach it as usual through ${REDIRECT_PATH}.`);

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { ensureCertificates, loadClientCas } from "./certs";
+import { ensureCertificates, loadClientCas, loadNamedClientCas } from "./certs";
 import { portMapValue } from "./client-setup";
 import { HubCore } from "./core/hub-core";
 import type { StoredRecord } from "./core/records";
@@ -15,6 +15,7 @@ import { createRestHandler } from "./edges/rest/server";
 import { WebSocketEdge } from "./edges/websocket";
 import { HealthInfo, isHealthRequest, serveHealth } from "./edges/health";
 import { createAdminHandler, isAdminRequest } from "./edges/admin/faults-api";
+import { createProvisioningHandler, isProvisioningRequest } from "./edges/dps/rest";
 import { Faults } from "./core/faults";
 import { PortalEdge } from "./edges/portal/server";
 import type { OAuthMode } from "./core/bearer";
@@ -75,6 +76,8 @@ export interface Hub {
   hostName: string;
   /** iothubowner connection string. */
   connectionString: string;
+  /** The provisioning service's: its provisioningserviceowner connection string and ID scope (host: hostName). */
+  provisioning: { connectionString: string; idScope: string };
   caPath: string;
   envPath: string;
   dataDir: string;
@@ -114,6 +117,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     | {
         rest: ReturnType<typeof createRestHandler>;
         admin: ReturnType<typeof createAdminHandler>;
+        dps: ReturnType<typeof createProvisioningHandler>;
         mqtt: MqttEdge;
         websocket: WebSocketEdge;
       }
@@ -135,7 +139,8 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
         log,
         (req, res) => {
           if (isHealthRequest(req)) serveHealth(req, res, health);
-          else if (edges) void (isAdminRequest(req) ? edges.admin : edges.rest)(req, res);
+          else if (edges)
+            void (isAdminRequest(req) ? edges.admin : isProvisioningRequest(req) ? edges.dps : edges.rest)(req, res);
           else res.writeHead(503).end();
         },
         clientCas,
@@ -176,7 +181,11 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
       }
     }
     // A caller that asks for a free MQTT port (tests, several hubs at once) gets a free AMQP port too.
-    await amqp.listen({ tls: tlsFiles, port: options.amqpPort ?? (options.mqttPort === 0 ? 0 : undefined) });
+    await amqp.listen({
+      tls: tlsFiles,
+      port: options.amqpPort ?? (options.mqttPort === 0 ? 0 : undefined),
+      clientCas,
+    });
     listening.push(...amqp.listening);
     if (portal) {
       await portal.listen(options.portal?.port);
@@ -206,6 +215,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     await portal?.stop();
     throw err;
   }
+  core.provisioning.useClientCas(loadNamedClientCas(dataDir));
   amqp.serve({ core, log });
   const faults = new Faults(log);
   const mqtt = new MqttEdge(core, log, { connectTimeoutMs: options.limits?.connectTimeoutMs }, faults);
@@ -213,12 +223,13 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const websocket = new WebSocketEdge(
     mqtt,
     log,
-    (ws, remote) => amqp.acceptWebSocket(ws, remote),
+    (ws, remote, tls) => amqp.acceptWebSocket(ws, remote, tls),
     MAX_AMQP_WEBSOCKET_MESSAGE,
   );
   edges = {
     rest: createRestHandler(core, log, { oauth: options.oauth }),
     admin: createAdminHandler(core, faults, log),
+    dps: createProvisioningHandler(core, log),
     mqtt,
     websocket,
   };
@@ -239,6 +250,10 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     `IOTHUB_CONNECTION_STRING="${connectionString}"`,
     `EVENTHUB_CONNECTION_STRING="${eventHubs()}"`,
     `NODE_EXTRA_CA_CERTS=${tlsFiles.caPath}`,
+    // The provisioning service shares the hub's host name and ports, as the SDKs need (they take no port).
+    `PROVISIONING_CONNECTION_STRING="${core.provisioning.connectionString}"`,
+    `PROVISIONING_HOST=${HOST_NAME}`,
+    `PROVISIONING_ID_SCOPE=${core.provisioning.idScope}`,
     ...(Object.keys(redirects).length ? [`LOCALHUB_PORT_MAP=${portMapValue(redirects)}`] : []),
   ]);
 
@@ -265,6 +280,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   return {
     hostName: HOST_NAME,
     connectionString,
+    provisioning: { connectionString: core.provisioning.connectionString, idScope: core.provisioning.idScope },
     caPath: tlsFiles.caPath,
     envPath,
     dataDir,

@@ -84,6 +84,11 @@ it("npm run hub writes DIR/env before it says ready, listens on the offered port
         /^EVENTHUB_CONNECTION_STRING="Endpoint=sb:\/\/localhost\/;SharedAccessKeyName=iothubowner;SharedAccessKey=[A-Za-z0-9+/=]{44};EntityPath=localhost"$/,
       ),
       `NODE_EXTRA_CA_CERTS=${path.join(dataDir, "ca.pem")}`,
+      expect.stringMatching(
+        /^PROVISIONING_CONNECTION_STRING="HostName=localhost;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=[A-Za-z0-9+/=]{44}"$/,
+      ),
+      "PROVISIONING_HOST=localhost",
+      expect.stringMatching(/^PROVISIONING_ID_SCOPE=0ne[0-9A-F]{8}$/),
       ...(offered.portMap ? [`LOCALHUB_PORT_MAP=${offered.portMap}`] : []),
     ]);
     expect(cli.output).toContain(`export NODE_EXTRA_CA_CERTS='${path.join(dataDir, "ca.pem")}'`);

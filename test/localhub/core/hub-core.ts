@@ -13,6 +13,7 @@ import { HubEvents } from "./events";
 import { Identities } from "./identities";
 import { DirectMethods } from "./methods";
 import { Policies } from "./policies";
+import { Provisioning } from "./provisioning/provisioning";
 import type { StoredRecord } from "./records";
 import { Sessions } from "./sessions";
 import { Telemetry } from "./telemetry";
@@ -35,6 +36,8 @@ export class HubCore {
   readonly methods: DirectMethods;
   readonly cloudToDevice: CloudToDeviceQueue;
   readonly telemetry: Telemetry;
+  /** The Device Provisioning Service that assigns devices to this hub (core/provisioning/). */
+  readonly provisioning: Provisioning;
 
   private readonly durability: Durability;
 
@@ -54,6 +57,7 @@ export class HubCore {
     this.methods = new DirectMethods(this.identities, this.events);
     this.cloudToDevice = new CloudToDeviceQueue(stores.cloudToDevice, this.identities, log);
     this.telemetry = new Telemetry(stores.events, this.identities);
+    this.provisioning = new Provisioning(store, this.durability, this.identities, this.twins, hostName);
     // A deleted device's queue goes with it (feedback Purged where asked), as on IoT Hub: a device created again
     // under the same id must not get the old messages.
     this.events.on("revoked", ({ key }) => {

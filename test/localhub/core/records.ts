@@ -2,6 +2,7 @@
  * What the core keeps in the store, and under which keys. One file so that a reader sees the whole durable state at a
  * glance: identities with their twins, the policies, persistent MQTT sessions and the etag counter.
  */
+import type { ProvisioningRecord } from "./provisioning/dps-records";
 import type { TwinState } from "./twin-document";
 
 export type Permission = "RegistryRead" | "RegistryWrite" | "ServiceConnect" | "DeviceConnect";
@@ -42,8 +43,11 @@ export interface Identity {
   twin: TwinState;
 }
 
-/** A record in the store: an identity with its twin, the list of policies, a session's subscriptions, a counter. */
-export type StoredRecord = Identity | Policy[] | string[] | number;
+/**
+ * A record in the store: an identity with its twin, the list of policies, a session's subscriptions, a counter, or
+ * one of the provisioning service's (keys `dps:...`, core/provisioning/dps-records.ts).
+ */
+export type StoredRecord = Identity | Policy[] | string[] | number | ProvisioningRecord;
 
 export const POLICIES_KEY = "policies";
 export const ETAG_SEQUENCE_KEY = "etagSequence";

@@ -13,6 +13,7 @@ import type { Session } from "./session";
 import { METHODS_FILTER } from "./methods";
 import { ownTopicRoot } from "./topics";
 import { msSince } from "../timing";
+import { isProvisioningConnect, onProvisioningConnect } from "../dps/mqtt";
 
 // CONNACK return codes of MQTT 3.1.1.
 const UNACCEPTABLE_PROTOCOL = 1;
@@ -36,6 +37,8 @@ export function onConnect(session: Session, packet: IConnectPacket): void {
   if (session.connected) return session.close("second CONNECT");
   if (packet.protocolVersion !== 4)
     return refuse(session, UNACCEPTABLE_PROTOCOL, "only MQTT 3.1.1 is supported", started);
+  // The Device Provisioning Service shares the port: its username names a registration, not this hub.
+  if (isProvisioningConnect(packet)) return onProvisioningConnect(session, packet);
   const parts = (packet.clientId ?? "").split("/");
   if (!parts[0] || parts.length > 2 || (parts.length === 2 && !parts[1])) {
     return refuse(session, IDENTIFIER_REJECTED, "client id must be '<device>' or '<device>/<module>'", started);

@@ -36,6 +36,8 @@ export class Session {
   cleanSession = false;
   readonly subscriptions = new Set<string>();
   readonly openedAt = Date.now();
+  /** Set by a CONNECT for another service on the same port (edges/dps/mqtt.ts): it takes the packets after it. */
+  packetHandler: ((session: Session, packet: mqtt.Packet) => Promise<void> | void) | undefined;
   private closed = false;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private keepaliveMs = 0;
@@ -77,6 +79,11 @@ export class Session {
   peerCertificate(): { certificate: X509Certificate; chainTrusted: boolean } | undefined {
     const certificate = this.tls?.getPeerX509Certificate();
     return certificate && { certificate, chainTrusted: this.tls!.authorized };
+  }
+
+  /** The TLS connection under the stream (the HTTPS one under a WebSocket). */
+  get tlsConnection(): TLSSocket | undefined {
+    return this.tls;
   }
 
   get isClosed(): boolean {
@@ -151,6 +158,10 @@ export class Session {
     if (this.closed) return;
     if (!this.connected && packet.cmd !== "connect") return this.close(`${packet.cmd} before CONNECT`);
     const failed = (err: unknown) => this.close(`internal error: ${(err as Error)?.message ?? String(err)}`);
+    const handler = this.packetHandler;
+    if (handler && packet.cmd !== "pingreq" && packet.cmd !== "disconnect") {
+      return void Promise.resolve(handler(this, packet)).catch(failed);
+    }
     switch (packet.cmd) {
       case "connect":
         return onConnect(this, packet);

@@ -1,0 +1,168 @@
+/**
+ * The Device Provisioning Service inside the local hub, driven by Microsoft's unmodified SDKs as their samples use
+ * them: `azure-iot-provisioning-service` manages enrollments (api-version 2021-10-01), and a device with only the ID
+ * scope, `localhost` and its key registers over `azure-iot-provisioning-device-http` (2019-03-31), is assigned to the
+ * hub and connects to it. The wire follows Azure's REST reference for DPS (MicrosoftDocs, "Runtime Registration -
+ * Register Device", "Individual Enrollment", "Enrollment Group") and the SDKs' sources; derived group keys follow
+ * Azure's "How to provision devices using symmetric key enrollment groups".
+ */
+import { createHmac } from "node:crypto";
+import { ProvisioningServiceClient } from "azure-iot-provisioning-service";
+import { Http as ProvisioningHttp } from "azure-iot-provisioning-device-http";
+import { Client as DeviceClient } from "azure-iot-device";
+import { Mqtt } from "azure-iot-device-mqtt";
+import type { Hub } from "../localhub";
+import { startTestHub } from "../helpers/hub";
+import { symmetricKeyRegistration } from "../helpers/provisioning";
+
+let hub: Hub;
+let service: ProvisioningServiceClient;
+beforeAll(async () => {
+  hub = await startTestHub();
+  service = ProvisioningServiceClient.fromConnectionString(hub.provisioning.connectionString);
+});
+afterAll(() => hub.stop());
+
+const deriveKey = (groupKey: string, registrationId: string) =>
+  createHmac("sha256", Buffer.from(groupKey, "base64")).update(registrationId).digest("base64");
+
+function register(registrationId: string, key: string) {
+  return symmetricKeyRegistration(hub.provisioning.idScope, registrationId, key, new ProvisioningHttp()).register();
+}
+
+/** Connects as the registration result says, with the device's own key, and reads its twin. */
+async function connectAsAssigned(result: { assignedHub: string; deviceId: string }, key: string) {
+  const client = DeviceClient.fromConnectionString(
+    `HostName=${result.assignedHub};DeviceId=${result.deviceId};SharedAccessKey=${key}`,
+    Mqtt,
+  );
+  try {
+    await client.open();
+    return (await client.getTwin()).properties.desired;
+  } finally {
+    await client.close();
+  }
+}
+
+it("manages an individual enrollment as Azure does: create, read, update with its etag, 412 on a stale one, delete", async () => {
+  const created = (
+    await service.createOrUpdateIndividualEnrollment({
+      registrationId: "crud-device",
+      attestation: { type: "symmetricKey" },
+      capabilities: { iotEdge: true },
+    } as never)
+  ).responseBody;
+  expect(created).toMatchObject({
+    registrationId: "crud-device",
+    provisioningStatus: "enabled",
+    capabilities: { iotEdge: true },
+    reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: true },
+    attestation: { type: "symmetricKey" },
+  });
+  // Keys left empty are generated: 64 random bytes, base64.
+  expect(Buffer.from(created.attestation.symmetricKey!.primaryKey, "base64")).toHaveLength(64);
+  expect(typeof created.etag).toBe("string");
+
+  const read = (await service.getIndividualEnrollment("crud-device")).responseBody;
+  expect(read).toEqual(created);
+  await expect(
+    service.createOrUpdateIndividualEnrollment({
+      registrationId: "crud-device",
+      attestation: { type: "symmetricKey" },
+    } as never),
+  ).rejects.toMatchObject({ name: "DeviceAlreadyExistsError", response: { statusCode: 409 } });
+
+  const updated = (await service.createOrUpdateIndividualEnrollment({ ...read, provisioningStatus: "disabled" }))
+    .responseBody;
+  expect(updated.provisioningStatus).toBe("disabled");
+  expect(updated.etag).not.toBe(read.etag);
+  await expect(service.createOrUpdateIndividualEnrollment(read)).rejects.toMatchObject({
+    name: "InvalidEtagError",
+    response: { statusCode: 412 },
+  });
+  await expect(service.deleteIndividualEnrollment("crud-device", read.etag)).rejects.toMatchObject({
+    response: { statusCode: 412 },
+  });
+  await service.deleteIndividualEnrollment("crud-device", updated.etag);
+  const missing = await service
+    .getIndividualEnrollment("crud-device")
+    .catch((err: { response: { statusCode: number }; responseBody: string }) => err);
+  expect((missing as { response: { statusCode: number } }).response.statusCode).toBe(404);
+  // The DPS's own error shape, not IoT Hub's.
+  expect(JSON.parse((missing as { responseBody: string }).responseBody)).toMatchObject({ errorCode: 404201 });
+});
+
+it("refuses a service token of a wrong key with 401 and a device of an unknown ID scope with 404", async () => {
+  const forged = ProvisioningServiceClient.fromConnectionString(
+    hub.provisioning.connectionString.replace(
+      /SharedAccessKey=.*/,
+      `SharedAccessKey=${Buffer.alloc(32, 1).toString("base64")}`,
+    ),
+  );
+  await expect(forged.getEnrollmentGroup("anything")).rejects.toMatchObject({ name: "UnauthorizedError" });
+  const stranger = symmetricKeyRegistration(
+    "0ne00000000",
+    "nobody",
+    Buffer.alloc(32, 2).toString("base64"),
+    new ProvisioningHttp(),
+  );
+  await expect(stranger.register()).rejects.toMatchObject({ response: { statusCode: 404 } });
+});
+
+it("provisions an individually enrolled device over Http with its initial twin; it then connects to the hub with its key", async () => {
+  const enrollment = (
+    await service.createOrUpdateIndividualEnrollment({
+      registrationId: "sensor-http-1",
+      deviceId: "thermostat-http-1",
+      attestation: { type: "symmetricKey" },
+      initialTwin: { tags: { site: "lab" }, properties: { desired: { interval: 30 } } },
+    } as never)
+  ).responseBody;
+  const key = enrollment.attestation.symmetricKey!.primaryKey;
+
+  const result = await register("sensor-http-1", key);
+  expect(result).toMatchObject({
+    registrationId: "sensor-http-1",
+    assignedHub: "localhost",
+    deviceId: "thermostat-http-1",
+    status: "assigned",
+    substatus: "initialAssignment",
+  });
+  const desired = await connectAsAssigned(result as never, key);
+  expect(desired.interval).toBe(30);
+  expect(hub.core.twins.json(hub.core.identities.require("thermostat-http-1")).tags).toEqual({ site: "lab" });
+
+  const state = (await service.getDeviceRegistrationState("sensor-http-1")).responseBody;
+  expect(state).toMatchObject({ registrationId: "sensor-http-1", deviceId: "thermostat-http-1", status: "assigned" });
+  expect((await service.getIndividualEnrollment("sensor-http-1")).responseBody.registrationState).toMatchObject({
+    status: "assigned",
+  });
+  // A wrong key is refused with 401, as Azure refuses an attestation that fails.
+  await expect(register("sensor-http-1", Buffer.alloc(32, 3).toString("base64"))).rejects.toMatchObject({
+    name: "UnauthorizedError",
+  });
+}, 30_000);
+
+it("provisions group members over Http with keys derived from the group key, as IoT Edge devices when the group says so", async () => {
+  const group = (
+    await service.createOrUpdateEnrollmentGroup({
+      enrollmentGroupId: "http-fleet",
+      attestation: { type: "symmetricKey" },
+      capabilities: { iotEdge: true },
+      initialTwin: { tags: { fleet: "http" }, properties: { desired: {} } },
+    } as never)
+  ).responseBody;
+  const groupKey = group.attestation.symmetricKey!.primaryKey;
+  const key = deriveKey(groupKey, "member-http-7");
+
+  const result = await register("member-http-7", key);
+  expect(result).toMatchObject({ deviceId: "member-http-7", assignedHub: "localhost", status: "assigned" });
+  await connectAsAssigned(result as never, key);
+  expect(hub.core.identities.require("member-http-7").capabilities).toEqual({ iotEdge: true });
+  const states = await service.createEnrollmentGroupDeviceRegistrationStateQuery({ query: "*" }, "http-fleet").next();
+  expect((states.responseBody as unknown as { registrationId: string }[]).map((s) => s.registrationId)).toEqual([
+    "member-http-7",
+  ]);
+  // The group key itself is not a member's key.
+  await expect(register("member-http-8", groupKey)).rejects.toMatchObject({ name: "UnauthorizedError" });
+}, 30_000);

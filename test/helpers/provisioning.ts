@@ -1,0 +1,16 @@
+/** Device-side provisioning clients as Microsoft's samples build them, for the tests of the hub's DPS. */
+import { ProvisioningDeviceClient } from "azure-iot-provisioning-device";
+import { SymmetricKeySecurityClient } from "azure-iot-security-symmetric-key";
+
+type Transport = Parameters<typeof ProvisioningDeviceClient.create>[2];
+type Security = Parameters<typeof ProvisioningDeviceClient.create>[3];
+
+/**
+ * `ProvisioningDeviceClient.create("localhost", idScope, transport, new SymmetricKeySecurityClient(id, key))`. The cast
+ * is only for TypeScript: the security package ships its own copy of azure-iot-common's types, which TypeScript does
+ * not take for the provisioning package's (same code, separate declarations).
+ */
+export function symmetricKeyRegistration(idScope: string, registrationId: string, key: string, transport: Transport) {
+  const security = new SymmetricKeySecurityClient(registrationId, key) as unknown as Security;
+  return ProvisioningDeviceClient.create("localhost", idScope, transport, security);
+}

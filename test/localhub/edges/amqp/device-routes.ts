@@ -1,0 +1,50 @@
+/**
+ * The links a device or module client opens under `/devices/{id}[/modules/{mid}]/`, by the hub's side of the link
+ * and the rest of the address. Each factory is given the identity the connection may act as (auth.ts
+ * `requireIdentity`, checked before the factory runs); a link the table does not name gets amqp:not-found.
+ */
+import type { Receiver, Sender } from "rhea";
+import { HubError } from "../../core/errors";
+import { DeviceAddress, DeviceIdentity } from "./auth";
+import { telemetryReceiver } from "./device-telemetry";
+import type { LinkContext, LinkHandler } from "./server";
+
+/** The link's identity, already authorized, and its address as the client wrote it (check it again per message). */
+export interface DeviceLinkTarget extends DeviceIdentity {
+  address: string;
+}
+
+export type DeviceLinkFactory = (
+  context: LinkContext,
+  link: Sender | Receiver,
+  target: DeviceLinkTarget,
+) => LinkHandler;
+
+/**
+ * Keyed by `"{side} {rest}"`: side `receiver` when the device sends on the link (the hub receives), `sender` when the
+ * device receives; rest is the address after the identity, lower case (`messages/events`, `twin`, ...).
+ */
+export const DEVICE_LINKS: Record<string, DeviceLinkFactory> = {
+  "receiver messages/events": (context, link, target) => telemetryReceiver(context, link as Receiver, target),
+};
+
+/** Authorizes a device link and hands it to its factory; throws HubError 401 or 404 (routes.ts refuses the link). */
+export function routeDeviceLink(
+  context: LinkContext,
+  link: Sender | Receiver,
+  role: "sender" | "receiver",
+  address: string,
+  device: DeviceAddress,
+): LinkHandler {
+  const factory = DEVICE_LINKS[`${role} ${device.rest}`];
+  if (!factory) {
+    const what = role === "sender" ? "receive from" : "send to";
+    throw new HubError(
+      404,
+      "NotFound",
+      `The local hub does not let devices ${what} '${address.slice(0, 200)}' over AMQP`,
+    );
+  }
+  const identity = context.state.grants.requireIdentity(address);
+  return factory(context, link, { ...identity, address });
+}
