@@ -6,7 +6,9 @@
 import type { Receiver, Sender } from "rhea";
 import { HubError } from "../../core/errors";
 import { DeviceAddress, DeviceIdentity } from "./auth";
+import { methodAnswerReceiver, methodCallSender } from "./device-methods";
 import { telemetryReceiver } from "./device-telemetry";
+import { twinReplySender, twinRequestReceiver } from "./device-twin";
 import type { LinkContext, LinkHandler } from "./server";
 
 /** The link's identity, already authorized, and its address as the client wrote it (check it again per message). */
@@ -26,6 +28,10 @@ export type DeviceLinkFactory = (
  */
 export const DEVICE_LINKS: Record<string, DeviceLinkFactory> = {
   "receiver messages/events": (context, link, target) => telemetryReceiver(context, link as Receiver, target),
+  "receiver twin": (context, link, target) => twinRequestReceiver(context, link as Receiver, target),
+  "sender twin": (context, link, target) => twinReplySender(context, link as Sender, target),
+  "receiver methods/devicebound": (context, link, target) => methodAnswerReceiver(context, link as Receiver, target),
+  "sender methods/devicebound": (context, link, target) => methodCallSender(context, link as Sender, target),
 };
 
 /** Authorizes a device link and hands it to its factory; throws HubError 401 or 404 (routes.ts refuses the link). */
