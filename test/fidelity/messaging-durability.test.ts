@@ -118,9 +118,9 @@ it("keeps telemetry accepted over AMQP and C2D completions made over AMQP throug
     await Promise.all(Array.from({ length: 50 }, (_, i) => client.sendEvent(new Message(`amqp reading ${i}`))));
     const service = ServiceClient.fromConnectionString(hub.iotHub);
     const feedback: string[] = [];
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the SDK types the receiver loosely
+     
     const receiver: any = (await service.getFeedbackReceiver()).result;
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+     
     receiver.on("message", (batch: any) => {
       for (const record of JSON.parse(batch.data.toString()))
         feedback.push(`${record.originalMessageId} ${record.statusCode}`);

@@ -22,7 +22,7 @@ export function deviceboundMessage(message: CloudToDeviceMessage): Message {
     delivery_count: message.deliveryCount,
     application_properties: application,
     message_annotations: { "iothub-enqueuedtime": new Date(message.enqueuedTimeMs) },
-    body: amqpMessage.data_section(Buffer.from(message.body, "base64")),
+    body: amqpMessage.data_section(Buffer.from(message.body, "base64")) as unknown,
   };
   if (message.messageId !== undefined) amqp.message_id = message.messageId;
   if (message.correlationId !== undefined) amqp.correlation_id = message.correlationId;
