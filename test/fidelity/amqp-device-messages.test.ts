@@ -16,7 +16,7 @@ let service: ServiceClient;
 let consumer: EventHubConsumerClient;
 const events: ReceivedEventData[] = [];
 const hubLog: string[] = [];
- 
+
 const feedback: any[] = [];
 const closers: (() => Promise<unknown>)[] = [];
 
@@ -24,9 +24,9 @@ beforeAll(async () => {
   hub = await startTestHub(undefined, { log: (line) => hubLog.push(line) });
   registry = Registry.fromConnectionString(hub.connectionString);
   service = ServiceClient.fromConnectionString(hub.connectionString);
-   
+
   const receiver: any = (await service.getFeedbackReceiver()).result;
-   
+
   receiver.on("message", (batch: any) => {
     feedback.push(...JSON.parse(batch.data.toString()));
     receiver.complete(batch, () => {});
@@ -144,8 +144,8 @@ describe.each([
     expect(status).toEqual({ [ids[0]]: "Success", [ids[1]]: "Rejected", [ids[2]]: "Success" });
     const abandoned = received.filter((m) => m.data.toString() === "abandon");
     expect(abandoned).toHaveLength(2);
-     
-    expect(abandoned.map((m) => (m.transportObj).delivery_count ?? 0)).toEqual([0, 1]);
+
+    expect(abandoned.map((m) => m.transportObj.delivery_count ?? 0)).toEqual([0, 1]);
     const first = received[0];
     expect([first.messageId, first.correlationId, first.ack]).toEqual([ids[0], "k", "full"]);
     expect(first.properties.getValue("kind")).toBe("complete");

@@ -118,9 +118,9 @@ it("keeps telemetry accepted over AMQP and C2D completions made over AMQP throug
     await Promise.all(Array.from({ length: 50 }, (_, i) => client.sendEvent(new Message(`amqp reading ${i}`))));
     const service = ServiceClient.fromConnectionString(hub.iotHub);
     const feedback: string[] = [];
-     
+
     const receiver: any = (await service.getFeedbackReceiver()).result;
-     
+
     receiver.on("message", (batch: any) => {
       for (const record of JSON.parse(batch.data.toString()))
         feedback.push(`${record.originalMessageId} ${record.statusCode}`);

@@ -7,7 +7,9 @@ import type { Receiver, Sender } from "rhea";
 import { HubError } from "../../core/errors";
 import { DeviceAddress, DeviceIdentity } from "./auth";
 import { cloudToDeviceSender } from "./device-cloud-to-device";
+import { methodAnswerReceiver, methodCallSender } from "./device-methods";
 import { telemetryReceiver } from "./device-telemetry";
+import { twinReplySender, twinRequestReceiver } from "./device-twin";
 import type { LinkContext, LinkHandler } from "./server";
 
 /** The link's identity, already authorized, and its address as the client wrote it (check it again per message). */
@@ -37,6 +39,10 @@ export const DEVICE_LINKS: Record<string, DeviceLinkFactory> = {
     if (target.moduleId === undefined) throw notServed(target.address, "devices send on it, modules receive");
     return {};
   },
+  "receiver twin": (context, link, target) => twinRequestReceiver(context, link as Receiver, target),
+  "sender twin": (context, link, target) => twinReplySender(context, link as Sender, target),
+  "receiver methods/devicebound": (context, link, target) => methodAnswerReceiver(context, link as Receiver, target),
+  "sender methods/devicebound": (context, link, target) => methodCallSender(context, link as Sender, target),
 };
 
 function notServed(address: string, why: string): HubError {
