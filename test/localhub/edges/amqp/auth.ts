@@ -187,6 +187,11 @@ export class ConnectionGrants {
     return true;
   }
 
+  /** The TLS client certificate of the connection, if it sent one (the provisioning edge attests devices with it). */
+  peerCertificate(): { certificate: X509Certificate; chainTrusted: boolean } | undefined {
+    return this.context?.peer();
+  }
+
   /** The identities this connection holds a grant for (tokens or certificates). */
   identities(): DeviceIdentity[] {
     const found: DeviceIdentity[] = [...this.certified];

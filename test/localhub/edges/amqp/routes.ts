@@ -15,6 +15,7 @@ import { managementNode } from "./management";
 import { partitionSender } from "./partition-sender";
 import { redirectToEventHub } from "./redirect";
 import type { LinkContext, LinkHandler } from "./server";
+import { provisioningLink, registrationOf } from "../dps/amqp";
 
 /** Echoes the client's terminus, as a server that accepts the link does. */
 function echo(link: Sender | Receiver): void {
@@ -30,6 +31,8 @@ export function routeLink(
   const address = (role === "sender" ? link.source?.address : link.target?.address) ?? "";
   const path = addressPath(address);
   const entity = context.edge.entityName.toLowerCase();
+  // The Device Provisioning Service shares the port: its links are named after a registration.
+  if (registrationOf(address)) return provisioningLink(context, link, role, address);
   try {
     const device = deviceAddress(address);
     if (device) {
