@@ -191,7 +191,7 @@ describe("telemetry over HTTPS", () => {
     expect((await module.sendEvent(message("x")).catch((e) => e)).name).toBe("UnauthorizedError");
   });
 
-  it("refuses a device token on another device's path with UnauthorizedError", async () => {
+  it("refuses a request signed with a key that is not the device's with UnauthorizedError", async () => {
     await newDevice("https-other");
     const wrong = moduleConnectionString(running.hub, "https-other").replace("DeviceId=https-other", "DeviceId=nobody");
     expect(
@@ -306,6 +306,34 @@ describe("cloud-to-device over HTTPS", () => {
     const late = await client.complete(received[0]).catch((e) => e);
     expect(late.response.statusCode).toBe(412);
     expect(late.response.headers["iothub-errorcode"]).toBe("DeviceMessageLockLost");
+  });
+
+  it("answers a receive with the headers azure-iot-cli-extension reads; an abandon counts one delivery", async () => {
+    await newDevice("https-raw");
+    const authorization = identityToken(running.hub, "https-raw");
+    const path = `/devices/https-raw/messages/deviceBound`;
+    await service.send("https-raw", message("raw", { messageId: "raw-1", ack: "full" }, { k: "v" }));
+    const first = await rawRequest("GET", `${path}${API}`, { authorization });
+    expect(first.status).toBe(200);
+    expect(first.body).toBe("raw");
+    expect(first.headers).toMatchObject({
+      "iothub-messageid": "raw-1",
+      "iothub-to": "/devices/https-raw/messages/deviceBound",
+      "iothub-ack": "full",
+      "iothub-deliverycount": "0",
+      "iothub-app-k": "v",
+    });
+    expect(first.headers["iothub-enqueuedtime"]).toMatch(/^\d\d\/\d\d\/\d{4} \d{1,2}:\d\d:\d\d [AP]M$/);
+    const lock = first.headers.etag!.replace(/"/g, "");
+    expect((await rawRequest("GET", `${path}${API}`, { authorization })).status).toBe(204); // locked: invisible
+    expect((await rawRequest("POST", `${path}/${lock}/abandon${API}`, { authorization })).status).toBe(204);
+    const second = await rawRequest("GET", `${path}${API}`, { authorization });
+    expect([second.headers["iothub-deliverycount"], second.headers.etag === first.headers.etag]).toEqual(["1", false]);
+    const rejected = await rawRequest("DELETE", `${path}/${second.headers.etag!.replace(/"/g, "")}${API}&reject`, {
+      authorization,
+    });
+    expect(rejected.status).toBe(204);
+    expect((await rawRequest("DELETE", `${path}/${lock}${API}`, { authorization })).status).toBe(412);
   });
 
   it("leaves twins and methods to the SDK, which refuses them over HTTPS itself", async () => {
