@@ -6,6 +6,7 @@
 import type { Receiver, Sender } from "rhea";
 import { HubError } from "../../core/errors";
 import { DeviceAddress, DeviceIdentity } from "./auth";
+import { cloudToDeviceSender } from "./device-cloud-to-device";
 import { methodAnswerReceiver, methodCallSender } from "./device-methods";
 import { telemetryReceiver } from "./device-telemetry";
 import { twinReplySender, twinRequestReceiver } from "./device-twin";
@@ -28,11 +29,25 @@ export type DeviceLinkFactory = (
  */
 export const DEVICE_LINKS: Record<string, DeviceLinkFactory> = {
   "receiver messages/events": (context, link, target) => telemetryReceiver(context, link as Receiver, target),
+  "sender messages/devicebound": (context, link, target) => {
+    if (target.moduleId !== undefined) throw notServed(target.address, "cloud-to-device messages go to devices");
+    return cloudToDeviceSender(context, link as Sender, target);
+  },
+  // A module's input messages (ModuleClient 'inputMessage' opens it): the link attaches, but nothing reaches it,
+  // since the hub does not route messages between modules (no IoT Edge runtime, no routes).
+  "sender messages/events": (_context, _link, target) => {
+    if (target.moduleId === undefined) throw notServed(target.address, "devices send on it, modules receive");
+    return {};
+  },
   "receiver twin": (context, link, target) => twinRequestReceiver(context, link as Receiver, target),
   "sender twin": (context, link, target) => twinReplySender(context, link as Sender, target),
   "receiver methods/devicebound": (context, link, target) => methodAnswerReceiver(context, link as Receiver, target),
   "sender methods/devicebound": (context, link, target) => methodCallSender(context, link as Sender, target),
 };
+
+function notServed(address: string, why: string): HubError {
+  return new HubError(404, "NotFound", `The local hub does not serve '${address.slice(0, 200)}' as asked: ${why}`);
+}
 
 /** Authorizes a device link and hands it to its factory; throws HubError 401 or 404 (routes.ts refuses the link). */
 export function routeDeviceLink(
