@@ -1,7 +1,8 @@
 /**
- * @summary `npm run bench`: desired-patch and direct-method latency, a twin query over 10,000 twins, script start-up
- * split into its parts, how far the hub scales, telemetry and C2D over the AMQP edge, and one telemetry load against the
- * hub, aedes and mosquitto (peers). Prints a table and the targets; with --json also one JSON object as the last line.
+ * @summary `npm run bench`: desired-patch and direct-method latency over the MQTT and AMQP device transports, a twin
+ * query over 10,000 twins, script start-up split into its parts, how far the hub scales, telemetry (bare MQTT, and the
+ * device SDK over Mqtt and Amqp) and C2D, and one telemetry load against the hub, aedes and mosquitto (peers). Prints a
+ * table and the targets; with --json also one JSON object as the last line.
  *
  * Usage: npm run bench -- [--json] [--patches N] [--calls N] [--twins N] [--modules N] [--runs N] [--rounds N]
  *                         [--only latency|methods|query|startup|scale|messaging|peers]
@@ -14,8 +15,10 @@ import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import { Registry } from "azure-iothub";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
+import { Amqp, AmqpWs } from "azure-iot-device-amqp";
 import { ensureCertificates } from "../localhub";
 import { BenchHub, TSX_LOADER, startBenchHub, startBenchMessagingHub } from "./hub-process";
+import { sdkTelemetryThroughput } from "./device-sdk-telemetry";
 import { methodLatency, patchLatency } from "./latency";
 import { Percentiles, round, sleep } from "./measure";
 import { measureMessaging } from "./messaging";
@@ -25,6 +28,15 @@ import { measureStartup } from "./startup";
 import { measurePeersPart } from "./peers-report";
 import { evaluateTargets, targetLines } from "./targets";
 
+/** The transports of the desired-patch rows: name, transport, the module of the bench device, key in the JSON. */
+const PATCH_TRANSPORTS = [
+  ["Mqtt", Mqtt, "mqtt", "mqtt"],
+  ["MqttWs", MqttWs, "ws", "mqttWs"],
+  ["Amqp", Amqp, "amqp", "amqp"],
+  ["AmqpWs", AmqpWs, "amqpws", "amqpWs"],
+] as const;
+/** The device-SDK telemetry rows: devices per transport and messages each. */
+const SDK_TELEMETRY = { devices: 5, perDevice: 1000 };
 const PARTS = ["latency", "methods", "query", "startup", "scale", "messaging", "peers"];
 const MESSAGING_TIMEOUT_MS = 120_000;
 const USAGE =
@@ -80,46 +92,33 @@ const results: Record<string, unknown> = {};
 async function measureRoundTrips(hub: BenchHub): Promise<void> {
   const registry = Registry.fromConnectionString(hub.connectionString);
   await registry.create({ deviceId: "bench" });
-  for (const moduleId of ["mqtt", "ws"]) await registry.addModule({ deviceId: "bench", moduleId });
-  await registry.create({ deviceId: "bench-methods" });
+  for (const [, , moduleId] of PATCH_TRANSPORTS) await registry.addModule({ deviceId: "bench", moduleId });
+  for (const deviceId of ["bench-methods-mqtt", "bench-methods-amqp"]) await registry.create({ deviceId });
 
   if (wanted("latency")) {
     log(
       `1. Desired-patch latency, ${flags.patches} patches one after another (Registry.updateModuleTwin -> 'properties.desired')`,
     );
-    const mqtt = await patchLatency(
-      registry,
-      await identityString(registry, "bench", "mqtt"),
-      Mqtt,
-      "bench",
-      "mqtt",
-      flags.patches,
-    );
-    log(line("Mqtt", mqtt));
-    const ws = await patchLatency(
-      registry,
-      await identityString(registry, "bench", "ws"),
-      MqttWs,
-      "bench",
-      "ws",
-      flags.patches,
-    );
-    log(line("MqttWs", ws));
-    results.patchLatencyMs = { mqtt, mqttWs: ws };
+    const patchLatencyMs: Record<string, Percentiles> = {};
+    for (const [name, transport, moduleId, key] of PATCH_TRANSPORTS) {
+      const moduleString = await identityString(registry, "bench", moduleId);
+      patchLatencyMs[key] = await patchLatency(registry, moduleString, transport, "bench", moduleId, flags.patches);
+      log(line(name, patchLatencyMs[key]));
+    }
+    results.patchLatencyMs = patchLatencyMs;
   }
 
   if (wanted("methods")) {
     log(
       `2. Direct-method round trip, ${flags.calls} calls one after another (Client.invokeDeviceMethod -> onDeviceMethod -> answer)`,
     );
-    const mqtt = await methodLatency(
-      hub.connectionString,
-      await identityString(registry, "bench-methods"),
-      Mqtt,
-      flags.calls,
-    );
-    log(line("Mqtt", mqtt));
-    results.methodLatencyMs = { mqtt };
+    const methodLatencyMs: Record<string, Percentiles> = {};
+    for (const [name, transport, key] of [["Mqtt", Mqtt, "mqtt"] as const, ["Amqp", Amqp, "amqp"] as const]) {
+      const deviceString = await identityString(registry, `bench-methods-${key}`);
+      methodLatencyMs[key] = await methodLatency(hub.connectionString, deviceString, transport, flags.calls);
+      log(line(name, methodLatencyMs[key]));
+    }
+    results.methodLatencyMs = methodLatencyMs;
   }
 
   if (wanted("query")) {
@@ -205,6 +204,26 @@ async function measureMessagingPart(hubDir: string): Promise<void> {
       sdkE2eLatencyMs: t.sdkE2eLatencyMs,
     };
     results.c2dLatencyMs = m.c2dLatencyMs;
+    const { devices, perDevice } = SDK_TELEMETRY;
+    log(
+      `   through the device SDK, Client.sendEvent from ${devices} devices x ${perDevice}, read back by EventHubConsumerClient:`,
+    );
+    const sdk: Record<string, unknown> = {};
+    for (const [name, transport, key] of [["Mqtt", Mqtt, "mqtt"] as const, ["Amqp", Amqp, "amqp"] as const]) {
+      const figures = await sdkTelemetryThroughput({
+        iotHubConnectionString: hub.connectionString,
+        eventHubConnectionString: hub.eventHubConnectionString,
+        transport,
+        prefix: `bench-sdk-${key}`,
+        devices,
+        perDevice,
+      });
+      log(
+        `   ${name.padEnd(8)} ${figures.acknowledgedPerSec} msgs/s acknowledged, ${figures.readBackPerSec} msgs/s read back`,
+      );
+      sdk[key] = figures;
+    }
+    results.sdkTelemetry = sdk;
   } finally {
     await hub.stop();
   }

@@ -166,3 +166,96 @@ it("provisions group members over Http with keys derived from the group key, as 
   // The group key itself is not a member's key.
   await expect(register("member-http-8", groupKey)).rejects.toMatchObject({ name: "UnauthorizedError" });
 }, 30_000);
+
+/**
+ * runBulkEnrollmentOperation settles its promise only when a callback is given too (azure-iot-provisioning-service
+ * 1.11 calls back only `if (callback)`): the callback form is the one that works against Azure as here.
+ */
+function bulk(operation: { mode: string; enrollments: object[] }): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    void service.runBulkEnrollmentOperation(operation as never, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
+
+it("runs bulk enrollment operations item by item and pages queries with x-ms-continuation", async () => {
+  const enrollments = ["bulk-a", "bulk-b", "bulk-c"].map((registrationId) => ({
+    registrationId,
+    attestation: { type: "symmetricKey" },
+  }));
+  expect(await bulk({ mode: "create", enrollments })).toEqual({ isSuccessful: true, errors: [] });
+  expect(await bulk({ mode: "create", enrollments: enrollments.slice(0, 1) })).toMatchObject({
+    isSuccessful: false,
+    errors: [{ registrationId: "bulk-a", errorCode: 409201 }],
+  });
+
+  const query = service.createIndividualEnrollmentQuery({ query: "*" }, 2);
+  const seen: string[] = [];
+  do {
+    // next() without an argument starts again at page one, as the IoT Hub service SDK's query does.
+    const page = await query.next(query.continuationToken);
+    seen.push(...(page.responseBody as unknown as { registrationId: string }[]).map((e) => e.registrationId));
+  } while (query.hasMoreResults);
+  expect(seen).toEqual(expect.arrayContaining(["bulk-a", "bulk-b", "bulk-c"]));
+  expect(new Set(seen).size).toBe(seen.length);
+
+  expect(await bulk({ mode: "delete", enrollments })).toMatchObject({ isSuccessful: true });
+  await expect(service.getIndividualEnrollment("bulk-b")).rejects.toMatchObject({ response: { statusCode: 404 } });
+});
+
+it("re-registration keeps the device's twin by default and resets it to the initial twin when migrateDeviceData is false", async () => {
+  const keep = (
+    await service.createOrUpdateIndividualEnrollment({
+      registrationId: "again-keep",
+      attestation: { type: "symmetricKey" },
+      initialTwin: { tags: {}, properties: { desired: { level: 1 } } },
+    } as never)
+  ).responseBody;
+  const reset = (
+    await service.createOrUpdateIndividualEnrollment({
+      registrationId: "again-reset",
+      attestation: { type: "symmetricKey" },
+      initialTwin: { tags: {}, properties: { desired: { level: 1 } } },
+      reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: false },
+    } as never)
+  ).responseBody;
+  for (const enrollment of [keep, reset]) {
+    await register(enrollment.registrationId, enrollment.attestation.symmetricKey!.primaryKey);
+    await hub.core.twins.patch(enrollment.registrationId, undefined, { properties: { desired: { level: 2 } } }, "*");
+  }
+  const kept = await register("again-keep", keep.attestation.symmetricKey!.primaryKey);
+  const wasReset = await register("again-reset", reset.attestation.symmetricKey!.primaryKey);
+  expect(kept).toMatchObject({ status: "assigned", substatus: "initialAssignment" });
+  expect(wasReset).toMatchObject({ status: "assigned", substatus: "deviceDataReset" });
+  expect(hub.core.twins.json(hub.core.identities.require("again-keep")).properties).toMatchObject({
+    desired: { level: 2 },
+  });
+  expect(hub.core.twins.json(hub.core.identities.require("again-reset")).properties).toMatchObject({
+    desired: { level: 1 },
+  });
+}, 30_000);
+
+it("manages enrollment groups and registration states: update with etag, attestation mechanism, delete", async () => {
+  const group = (
+    await service.createOrUpdateEnrollmentGroup({
+      enrollmentGroupId: "crud-group",
+      attestation: { type: "symmetricKey" },
+    } as never)
+  ).responseBody;
+  const disabled = (await service.createOrUpdateEnrollmentGroup({ ...group, provisioningStatus: "disabled" }))
+    .responseBody;
+  expect(disabled.provisioningStatus).toBe("disabled");
+  const mechanism = (await service.getEnrollmentGroupAttestationMechanism("crud-group")).responseBody;
+  expect(mechanism).toEqual(group.attestation);
+  // A member of a disabled group is told so, and no device is created.
+  const key = deriveKey(group.attestation.symmetricKey!.primaryKey, "crud-member");
+  await expect(register("crud-member", key)).rejects.toThrow("status is disabled");
+  expect(hub.core.identities.find("crud-member")).toBeUndefined();
+  const state = (await service.getDeviceRegistrationState("crud-member")).responseBody;
+  expect(state).toMatchObject({ registrationId: "crud-member", status: "disabled" });
+  await service.deleteDeviceRegistrationState("crud-member", state.etag);
+  await expect(service.getDeviceRegistrationState("crud-member")).rejects.toMatchObject({
+    response: { statusCode: 404 },
+  });
+  await service.deleteEnrollmentGroup(disabled);
+  await expect(service.getEnrollmentGroup("crud-group")).rejects.toMatchObject({ response: { statusCode: 404 } });
+}, 30_000);

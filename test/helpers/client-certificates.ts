@@ -1,5 +1,7 @@
 /** Client certificates for X.509 tests: self-signed device certificates, a test CA, and devices signed by it. */
 import { X509Certificate } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { generate } from "selfsigned";
 
 const EC = { keyType: "ec", curve: "P-256", algorithm: "sha256" } as const;
@@ -39,4 +41,12 @@ export async function certificate(
     sha1: x509.fingerprint.replace(/:/g, ""),
     sha256: x509.fingerprint256.replace(/:/g, ""),
   };
+}
+
+/** Makes a test CA and puts it where the hub looks for client CAs (DIR/client-cas/), before the hub starts. */
+export async function trustedClientCa(dataDir: string, commonName = "test CA"): Promise<ClientCertificate> {
+  const ca = await certificate(commonName);
+  fs.mkdirSync(path.join(dataDir, "client-cas"), { recursive: true });
+  fs.writeFileSync(path.join(dataDir, "client-cas", "test-ca.pem"), ca.cert);
+  return ca;
 }

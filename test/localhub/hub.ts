@@ -181,7 +181,11 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
       }
     }
     // A caller that asks for a free MQTT port (tests, several hubs at once) gets a free AMQP port too.
-    await amqp.listen({ tls: tlsFiles, port: options.amqpPort ?? (options.mqttPort === 0 ? 0 : undefined) });
+    await amqp.listen({
+      tls: tlsFiles,
+      port: options.amqpPort ?? (options.mqttPort === 0 ? 0 : undefined),
+      clientCas,
+    });
     listening.push(...amqp.listening);
     if (portal) {
       await portal.listen(options.portal?.port);
@@ -219,7 +223,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const websocket = new WebSocketEdge(
     mqtt,
     log,
-    (ws, remote) => amqp.acceptWebSocket(ws, remote),
+    (ws, remote, tls) => amqp.acceptWebSocket(ws, remote, tls),
     MAX_AMQP_WEBSOCKET_MESSAGE,
   );
   edges = {

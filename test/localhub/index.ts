@@ -31,6 +31,7 @@ export { MAX_JSON_DEPTH } from "./core/json-depth";
 export { LIMITS as MQTT_LIMITS } from "./edges/mqtt/session";
 export { MAX_WEBSOCKET_FRAME_BYTES } from "./edges/websocket";
 export * as AMQP_LIMITS from "./edges/amqp/limits";
+export { MAX_HTTP_HEADERS, MAX_HTTP_HEADER_BYTES } from "./listeners";
 
 // What the event log keeps (telemetry read back).
 export type { LoggedEvent } from "./store/event-log";

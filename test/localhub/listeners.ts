@@ -11,6 +11,14 @@ export const LOOPBACK = ["127.0.0.1", "::1"];
 /** A client that opens TCP and never finishes the TLS handshake is dropped after this long. */
 export const DEFAULT_TLS_HANDSHAKE_MS = 10_000;
 
+/**
+ * HTTPS request headers: 16 KB in all (Node's default, made explicit) and at most 1,000 of them, refused by the REST
+ * edge. Node's own count limit is off: it drops the headers past it silently (Host among them, then answers 400),
+ * and 16 KB already bounds how many fit.
+ */
+export const MAX_HTTP_HEADER_BYTES = 16 * 1024;
+export const MAX_HTTP_HEADERS = 1000;
+
 /** A port the hub cannot bind, with what to do about it. */
 export class PortError extends Error {
   constructor(
@@ -59,14 +67,40 @@ export function createHttpsServer(
   clientCas?: string[],
 ): https.Server {
   const server = https.createServer(
-    { ...material, handshakeTimeout: handshakeMs, requestCert: true, rejectUnauthorized: false, ca: clientCas },
+    {
+      ...material,
+      handshakeTimeout: handshakeMs,
+      requestCert: true,
+      rejectUnauthorized: false,
+      ca: clientCas,
+      maxHeaderSize: MAX_HTTP_HEADER_BYTES,
+    },
     onRequest,
   );
+  server.maxHeadersCount = 0;
+  refuseUnparsableRequests(server, log);
   // Like Azure's load balancer, keep idle connections for minutes: the SDK reuses them (keep-alive agent), and a
   // short server timeout races with that reuse ("socket hang up").
   server.keepAliveTimeout = 240_000;
   dropFailedHandshakes(server, log);
   return server;
+}
+
+/** What Node answers a request it cannot parse, plus one log line when the headers were too large. */
+function refuseUnparsableRequests(server: https.Server, log: (line: string) => void): void {
+  const refused = new WeakSet<object>();
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: import("node:stream").Duplex) => {
+    // Node may report one broken request more than once (each chunk that arrives after the parser failed).
+    if (refused.has(socket)) return void socket.destroy();
+    refused.add(socket);
+    const overflow = err.code === "HPE_HEADER_OVERFLOW";
+    if (overflow) log(`HTTPS request refused: its headers exceed ${MAX_HTTP_HEADER_BYTES} bytes`);
+    if (socket.writable && err.code !== "ECONNRESET") {
+      const status = overflow ? "431 Request Header Fields Too Large" : "400 Bad Request";
+      socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    }
+    socket.destroy();
+  });
 }
 
 /**

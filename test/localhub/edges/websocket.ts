@@ -27,7 +27,7 @@ export class WebSocketEdge {
     private readonly mqtt: MqttEdge,
     private readonly log: (line: string) => void,
     /** Serves AMQP over an upgraded WebSocket (the AMQP edge's acceptWebSocket). */
-    private readonly acceptAmqp: (ws: WebSocket, remote?: string) => void,
+    private readonly acceptAmqp: (ws: WebSocket, remote?: string, tls?: TLSSocket) => void,
     /** The largest AMQPWSB10 message (the AMQP edge's MAX_AMQP_WEBSOCKET_MESSAGE). */
     amqpMaxMessageBytes: number,
   ) {
@@ -53,14 +53,10 @@ export class WebSocketEdge {
     const server = !offered.includes("mqtt") && offered.includes("AMQPWSB10") ? this.amqpServer : this.mqttServer;
     server.handleUpgrade(req, socket, head, (ws) => {
       ws.on("error", (err) => this.log(`WebSocket closed: ${err.message}`));
-      if (ws.protocol === "AMQPWSB10") this.acceptAmqp(ws, req.socket.remoteAddress);
-      // The HTTPS connection's client certificate, if any, authenticates an X.509 device as on 8883.
-      else
-        this.mqtt.accept(
-          createWebSocketStream(ws),
-          "websocket",
-          req.socket instanceof TLSSocket ? req.socket : undefined,
-        );
+      // The HTTPS connection's client certificate, if any, authenticates an X.509 device as on 8883 and 5671.
+      const tls = req.socket instanceof TLSSocket ? req.socket : undefined;
+      if (ws.protocol === "AMQPWSB10") this.acceptAmqp(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, tls);
+      else this.mqtt.accept(createWebSocketStream(ws), "websocket", tls);
     });
   }
 

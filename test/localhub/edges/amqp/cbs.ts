@@ -34,6 +34,14 @@ function tokenText(body: unknown): string {
   return Buffer.isBuffer(content) ? content.toString("utf8") : typeof content === "string" ? content : "";
 }
 
+function decodeAudience(audience: string): string {
+  try {
+    return decodeURIComponent(audience);
+  } catch {
+    return audience;
+  }
+}
+
 export function cbsNode(context: LinkContext): LinkHandler {
   const { deps, state } = context;
   return {
@@ -49,7 +57,9 @@ export function cbsNode(context: LinkContext): LinkHandler {
           throw new HubError(400, "ArgumentInvalid", `$cbs supports put-token only, not '${properties.operation}'`);
         }
         const grant = checkToken(deps.core, tokenText(request.body));
-        const wanted = scopeOf(audience, deps.core.hostName);
+        // Device and module clients name the audience by their token's `sr`, URL-encoded as in the token
+        // (`localhost%2Fdevices%2Fdev1`, azure-iot-device-amqp amqp.js putToken): read it as the path it encodes.
+        const wanted = scopeOf(/%2f/i.test(audience) ? decodeAudience(audience) : audience, deps.core.hostName);
         if (!covers(grant.scope, wanted)) {
           throw new HubError(401, "IotHubUnauthorizedAccess", `The token does not cover the audience '${audience}'`);
         }

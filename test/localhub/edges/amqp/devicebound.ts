@@ -12,14 +12,14 @@ import { conditionOf } from "./conditions";
 import { OVERSIZED } from "./server";
 import type { LinkContext, LinkHandler } from "./server";
 
-/** rhea gives a message id as a string, a number, or 16 bytes for a UUID. */
-function idText(id: unknown): string | undefined {
+/** rhea gives a message id as a string, a number, or 16 bytes for a UUID (device telemetry uses it too). */
+export function idText(id: unknown): string | undefined {
   if (id === undefined || id === null) return undefined;
   if (Buffer.isBuffer(id)) return id.length === 16 ? uuid_to_string(id) : id.toString("utf8");
   return typeof id === "string" || typeof id === "number" || typeof id === "bigint" ? String(id) : JSON.stringify(id);
 }
 
-function bodyBytes(body: unknown): Buffer {
+export function bodyBytes(body: unknown): Buffer {
   if (body === undefined || body === null) return Buffer.alloc(0);
   const section = body as { typecode?: number; content?: unknown };
   if (section.typecode === 0x75 && Buffer.isBuffer(section.content)) return section.content;

@@ -38,3 +38,10 @@ export const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
  * may send in the same message. `ws` buffers a whole message before we see a byte of it.
  */
 export const MAX_AMQP_WEBSOCKET_MESSAGE = MAX_FRAME_SIZE + 8;
+/** Twin requests of one device link served at once; past this they are answered 429 (device-twin.ts). */
+export const MAX_TWIN_REQUESTS_IN_FLIGHT = 64;
+/**
+ * Messages the hub holds for one device link that gives no credit or whose connection does not read (desired patches,
+ * method calls); past this the link is closed with amqp:resource-limit-exceeded (device-link-outbox.ts).
+ */
+export const MAX_DEVICE_LINK_BACKLOG = 1000;

@@ -1,18 +1,21 @@
 /**
  * Which file serves an AMQP link, by its address and direction, as IoT Hub lays them out: `$cbs`, `$management`,
- * `/messages/devicebound`, `/messages/serviceBound/feedback`, the Event Hubs partitions, and the redirect.
+ * `/messages/devicebound`, `/messages/serviceBound/feedback`, the Event Hubs partitions, the redirect, and device
+ * links under `/devices/{id}[/modules/{mid}]/` (device-routes.ts).
  * Anything else is refused with amqp:not-found, so that a client learns at attach time, not by a silent hang.
  */
 import type { Receiver, Sender } from "rhea";
-import { addressPath } from "./auth";
+import { addressPath, deviceAddress } from "./auth";
 import { conditionOf, refuse } from "./conditions";
 import { cbsNode } from "./cbs";
 import { deviceboundReceiver } from "./devicebound";
+import { routeDeviceLink } from "./device-routes";
 import { feedbackSender } from "./feedback";
 import { managementNode } from "./management";
 import { partitionSender } from "./partition-sender";
 import { redirectToEventHub } from "./redirect";
 import type { LinkContext, LinkHandler } from "./server";
+import { provisioningLink, registrationOf } from "../dps/amqp";
 
 /** Echoes the client's terminus, as a server that accepts the link does. */
 function echo(link: Sender | Receiver): void {
@@ -28,7 +31,14 @@ export function routeLink(
   const address = (role === "sender" ? link.source?.address : link.target?.address) ?? "";
   const path = addressPath(address);
   const entity = context.edge.entityName.toLowerCase();
+  // The Device Provisioning Service shares the port: its links are named after a registration.
+  if (registrationOf(address)) return provisioningLink(context, link, role, address);
   try {
+    const device = deviceAddress(address);
+    if (device) {
+      const handler = routeDeviceLink(context, link, role, address, device);
+      return (echo(link), handler);
+    }
     if (role === "sender") {
       // The client receives: replies of a request node, feedback, events, or the redirect.
       if (path === "$cbs" || path === "$management" || path === `${entity}/$management`) return (echo(link), {});

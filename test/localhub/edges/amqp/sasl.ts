@@ -7,6 +7,7 @@ import type { Connection } from "rhea";
 import type { HubCore } from "../../core/hub-core";
 import type { Permission } from "../../core/records";
 import { checkToken, hubName } from "./auth";
+import { ProvisioningLogin, isProvisioningUser, provisioningLogin } from "../dps/amqp";
 
 export interface SaslPrincipal {
   kind: "policy";
@@ -20,6 +21,8 @@ interface PlainServerMechanism {
   outcome: boolean | undefined;
   username: string | undefined;
   principal?: SaslPrincipal;
+  /** A device registering with the provisioning service (edges/dps/amqp.ts), which shares this port. */
+  provisioning?: ProvisioningLogin;
   start(response: Buffer | undefined): void;
 }
 
@@ -38,6 +41,12 @@ export function plainMechanism(core: HubCore): () => PlainServerMechanism {
     start(response) {
       this.outcome = false;
       const given = fields(response);
+      if (given && isProvisioningUser(given[0])) {
+        this.provisioning = provisioningLogin(core, given[0], given[1]);
+        this.outcome = this.provisioning !== undefined;
+        this.username = given[0];
+        return;
+      }
       const match = given && /^(.+)@sas\.root\.(.+)$/.exec(given[0]);
       if (!given || !match || match[2].toLowerCase() !== hubName(core.hostName).toLowerCase()) return;
       try {

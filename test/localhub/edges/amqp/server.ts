@@ -4,6 +4,7 @@
  */
 import * as net from "node:net";
 import type { Duplex } from "node:stream";
+import { TLSSocket } from "node:tls";
 import { Connection, Container, EventContext, Receiver, Sender, create_container } from "rhea";
 import { message as amqpMessage } from "rhea";
 import { WebSocket, createWebSocketStream } from "ws";
@@ -12,6 +13,7 @@ import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, closeServer, createTlsServer, liste
 import { ConnectionGrants, hubName } from "./auth";
 import { answerLinkProperties, azureFrameOptions, writeFramesInFull } from "./azure-frames";
 import { ConnectionRules } from "./connection-rules";
+import { DeviceConnections } from "./device-connections";
 import { FrameGuard, Refusal, closeFrames } from "./frame-guard";
 import {
   CHANNEL_MAX,
@@ -44,6 +46,8 @@ export interface AmqpEdgeOptions {
    * and service clients reach it through port-redirect.cjs.
    */
   port?: number;
+  /** CA certificates (PEM) that CA-signed X.509 devices chain to (the hub's DIR/client-cas/). */
+  clientCas?: string[];
 }
 
 /** Limits a test may shorten (HubOptions.limits); the defaults are in limits.ts. */
@@ -76,6 +80,8 @@ export interface ConnectionState {
   congested(): boolean;
   /** What is sent until this turn of the event loop ends goes out in one write (write-batch.ts). */
   batchWrites(): void;
+  /** Ends the connection with an AMQP error (CLOSE, then the socket). */
+  close(condition: string, description: string): void;
 }
 
 /** What an oversized message becomes: its links see this marker and refuse the delivery (devicebound.ts). */
@@ -133,6 +139,7 @@ export class AmqpEdge {
   private readonly openTimeoutMs: number;
 
   private served: AmqpEdgeDeps | undefined;
+  private devices: DeviceConnections | undefined;
 
   constructor(
     readonly hostName: string,
@@ -155,6 +162,7 @@ export class AmqpEdge {
     mechanisms.enable_anonymous();
     mechanisms.PLAIN = plainMechanism(deps.core);
     mechanisms.MSSBCBS = cbsMechanism;
+    this.devices = new DeviceConnections(deps.core, deps.log);
     this.served = deps;
   }
 
@@ -177,8 +185,13 @@ export class AmqpEdge {
     let port = options.port ?? DEFAULT_AMQPS_PORT;
     try {
       for (const address of LOOPBACK) {
-        const server = createTlsServer(options.tls, DEFAULT_TLS_HANDSHAKE_MS, this.log, (socket) =>
-          this.acceptStream(socket, `amqps ${socket.remoteAddress}:${socket.remotePort}`),
+        // Asks for a client certificate without insisting, as 8883 does: X.509 devices send theirs.
+        const server = createTlsServer(
+          options.tls,
+          DEFAULT_TLS_HANDSHAKE_MS,
+          this.log,
+          (socket) => this.acceptStream(socket, `amqps ${socket.remoteAddress}:${socket.remotePort}`, socket),
+          options.clientCas,
         );
         this.servers.push(server);
         const fallBack = options.port === undefined && port === DEFAULT_AMQPS_PORT;
@@ -195,12 +208,15 @@ export class AmqpEdge {
     this.port = port;
   }
 
-  /** Serves AMQP over a WebSocket the HTTPS server upgraded (path /$iothub/websocket, subprotocol AMQPWSB10). */
-  acceptWebSocket(ws: WebSocket, remote = "websocket"): void {
-    this.acceptStream(createWebSocketStream(ws), `amqpws ${remote}`);
+  /**
+   * Serves AMQP over a WebSocket the HTTPS server upgraded (path /$iothub/websocket, subprotocol AMQPWSB10); `tls` is
+   * the HTTPS connection under it, whose client certificate authenticates an X.509 device as on 5671.
+   */
+  acceptWebSocket(ws: WebSocket, remote = "websocket", tls?: TLSSocket): void {
+    this.acceptStream(createWebSocketStream(ws), `amqpws ${remote}`, tls);
   }
 
-  acceptStream(stream: Duplex, label: string): void {
+  acceptStream(stream: Duplex, label: string, tls?: TLSSocket): void {
     if (!this.served) {
       stream.destroy();
       return;
@@ -221,12 +237,33 @@ export class AmqpEdge {
       receiver_options: { ...azure.receiver_options, autoaccept: false, credit_window: 100 },
     } as never);
     writeFramesInFull(connection);
+    const devices = this.devices!;
     const state: ConnectionState = {
       label,
-      grants: new ConnectionGrants(),
+      grants: new ConnectionGrants({
+        core: this.served.core,
+        peer: () => {
+          const certificate = tls instanceof TLSSocket ? tls.getPeerX509Certificate() : undefined;
+          return certificate && { certificate, chainTrusted: tls!.authorized };
+        },
+        claim: (identity) => devices.claim(state, identity),
+      }),
       handlers: new Set(),
       congested: () => stream.writableLength > MAX_UNREAD_BYTES,
       batchWrites: () => batchWrites(stream),
+      close: (condition, description) => {
+        this.log(`AMQP closing ${label}: ${description}`);
+        // The device SDK answers a CLOSE alone by detaching each link cleanly and waits 45 s for answers that cannot
+        // come; after an END it lets its links go at once (azure-iot-amqp-base amqp.js 'disconnecting'). So each
+        // session ends first, with the error, then the connection closes.
+        const sessions = new Set<{ close(error?: unknown): void }>();
+        connection.each_link((link: { session?: { close(error?: unknown): void } }) => {
+          if (link.session) sessions.add(link.session);
+        });
+        for (const session of sessions) session.close({ condition, description });
+        connection.close({ condition, description });
+        setTimeout(() => stream.destroy(), CLOSE_GRACE_MS).unref();
+      },
     };
     stream.on("drain", () => state.handlers.forEach((handler) => handler.onSendable?.()));
     this.connections.set(connection, state);
@@ -281,6 +318,7 @@ export class AmqpEdge {
     this.connections.delete(connection);
     for (const handler of state.handlers) handler.onClose?.();
     state.handlers.clear();
+    this.devices?.releaseAll(state);
   }
 
   private wire(): void {

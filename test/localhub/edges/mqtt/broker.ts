@@ -34,8 +34,9 @@ export class MqttEdge {
       if (session) pushDesired(session, change);
     });
     core.events.on("method", (request) => {
+      // No session: the identity took the call on another edge (AMQP), which sends it.
       const session = this.sessions.get(request.key);
-      if (!session || !deliverMethod(session, request)) log(`MQTT METHOD ${request.key} rid=${request.rid} not sent`);
+      if (session && !deliverMethod(session, request)) log(`MQTT METHOD ${request.key} rid=${request.rid} not sent`);
     });
     core.events.on("revoked", ({ key, withModules }) => {
       for (const [sessionKey, session] of this.sessions) {

@@ -9,8 +9,8 @@ import type { Json } from "../../core/twin-document";
 
 export const MAX_BODY_BYTES = 256 * 1024;
 
-const tooLarge = () =>
-  new HubError(413, "RequestEntityTooLarge", `The request body is larger than ${MAX_BODY_BYTES} bytes`);
+const tooLarge = (max: number) =>
+  new HubError(413, "RequestEntityTooLarge", `The request body is larger than ${max} bytes`);
 
 /**
  * A body over the limit is read on and thrown away up to this many bytes, so that the client, still sending, can read
@@ -18,21 +18,21 @@ const tooLarge = () =>
  */
 export const MAX_DISCARDED_BODY_BYTES = 16 * 1024 * 1024;
 
-export function readBody(req: IncomingMessage): Promise<Buffer> {
+export function readBody(req: IncomingMessage, max = MAX_BODY_BYTES): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const announced = Number(req.headers["content-length"] ?? 0);
-    if (announced > MAX_BODY_BYTES) {
+    if (announced > max) {
       discard(req, 0);
-      return reject(tooLarge());
+      return reject(tooLarge(max));
     }
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= MAX_BODY_BYTES) return void chunks.push(chunk);
+      if (size <= max) return void chunks.push(chunk);
       req.off("data", onData);
       discard(req, size);
-      reject(tooLarge());
+      reject(tooLarge(max));
     };
     req.on("data", onData);
     req.on("end", () => resolve(Buffer.concat(chunks)));

@@ -6,6 +6,9 @@ import type { HubCore } from "../../core/hub-core";
 import { queryTwins } from "../../core/query/hub-query";
 import { identityPath, type Permission } from "../../core/records";
 import type { Json, JsonObject } from "../../core/twin-document";
+import type { IncomingHttpHeaders } from "node:http";
+import { deviceRoute } from "./device-routes";
+import type { RawAnswer } from "./raw-answer";
 import { statisticsOrMessageRoute } from "./statistics-and-messages";
 
 export interface Request {
@@ -14,7 +17,11 @@ export interface Request {
   bytes: Buffer;
   ifMatch: string | undefined;
   query: URLSearchParams;
-  headers: Record<string, string | string[] | undefined>;
+  headers: IncomingHttpHeaders;
+  /** Header names and values as sent, names in their own case. */
+  rawHeaders: string[];
+  /** How the caller authenticated: a SAS token, or (device routes) its TLS client certificate. */
+  authType: "sas" | "x509";
 }
 
 /** A JSON body that needs headers of its own (paging of queries, say). */
@@ -25,8 +32,8 @@ export class JsonWithHeaders {
   ) {}
 }
 
-/** What a route answers: a JSON body (200), nothing (204), or a body with extra headers. */
-export type Answer = Json | undefined | JsonWithHeaders;
+/** What a route answers: a JSON body (200), nothing (204), a body with extra headers, or raw bytes. */
+export type Answer = Json | undefined | JsonWithHeaders | RawAnswer;
 
 export interface Route {
   needs: Permission[];
@@ -35,6 +42,10 @@ export interface Route {
   /** Reads have no body to look at; "raw" bodies are not JSON (a cloud-to-device message). */
   hasBody: boolean | "raw";
   run(request: Request): Promise<Answer>;
+  /** A device route: without an Authorization header, the TLS client certificate may authenticate this identity. */
+  identity?: { deviceId: string; moduleId?: string };
+  /** The body limit when it is not MAX_BODY_BYTES (a telemetry batch's base64). */
+  maxBodyBytes?: (headers: IncomingHttpHeaders) => number;
 }
 
 const READ: Permission[] = ["RegistryRead"];
@@ -50,6 +61,8 @@ const ITEM_TYPE_HEADER = { twin: "Twin", raw: "Raw" } as const;
 
 /** Maps method and path segments to a route; undefined for an unknown path, null for a method the path lacks. */
 export function route(core: HubCore, method: string, segments: string[]): Route | null | undefined {
+  const device = deviceRoute(core, method, segments);
+  if (device !== undefined) return device;
   const other = statisticsOrMessageRoute(core, method, segments);
   if (other !== undefined) return other;
   if (segments[0] === "twins" && segments[segments.length - 1] === "methods")

@@ -9,8 +9,11 @@ import type { HubCore } from "../../core/hub-core";
 import { ENABLE_OAUTH_HINT, OAuthMode, authenticateBearer, isBearer } from "../../core/bearer";
 import { Principal, authenticate, authorize } from "../../core/sas";
 import { parseJson, readBody } from "./body";
+import { x509Principal } from "./device-auth";
+import { RawAnswer } from "./raw-answer";
 import { JsonWithHeaders, route } from "./routes";
 import { msSince } from "../timing";
+import { MAX_HTTP_HEADERS } from "../../listeners";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
@@ -66,15 +69,27 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
     let pathname = (req.url ?? "/").split("?")[0].slice(0, 200);
     let status = 500;
     try {
+      if (req.rawHeaders.length / 2 > MAX_HTTP_HEADERS) {
+        throw new HubError(
+          431,
+          "RequestHeaderFieldsTooLarge",
+          `A request may carry at most ${MAX_HTTP_HEADERS} headers`,
+        );
+      }
       const target = parseTarget(req.url);
       pathname = target.pathname;
       if (!API_VERSIONS.has(target.query.get("api-version") ?? "")) throw invalidProtocolVersion();
       const found = route(core, method, target.segments);
       if (found === undefined) throw new HubError(404, "NotFound", `No such resource: ${method} ${pathname}`);
       if (found === null) throw new HubError(405, "MethodNotAllowed", `${method} is not supported on ${pathname}`);
-      authorize(principalOf(req.headers.authorization), found.needs, found.resource);
+      // A device route without a token: the device's TLS client certificate, as IoT Hub takes X.509 over HTTPS.
+      const byCertificate = found.identity !== undefined && req.headers.authorization === undefined;
+      const principal = byCertificate
+        ? x509Principal(core, req, found.identity!)
+        : principalOf(req.headers.authorization);
+      authorize(principal, found.needs, found.resource);
       if (!found.hasBody) req.resume(); // nothing to look at; drain whatever was sent
-      const bytes = found.hasBody ? await readBody(req) : Buffer.alloc(0);
+      const bytes = found.hasBody ? await readBody(req, found.maxBodyBytes?.(req.headers)) : Buffer.alloc(0);
       const body = found.hasBody === true ? parseJson(bytes) : {};
       const ifMatch = req.headers["if-match"];
       const answer = await found.run({
@@ -83,10 +98,17 @@ export function createRestHandler(core: HubCore, log: (line: string) => void, op
         ifMatch: typeof ifMatch === "string" ? ifMatch : undefined,
         query: target.query,
         headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        authType: byCertificate ? "x509" : "sas",
       });
       if (answer === undefined) {
         status = 204;
         res.writeHead(204, { "x-ms-request-id": requestId }).end();
+        return;
+      }
+      if (answer instanceof RawAnswer) {
+        status = 200;
+        res.writeHead(200, { "x-ms-request-id": requestId, ...answer.headers }).end(answer.body);
         return;
       }
       const { json, headers } = answer instanceof JsonWithHeaders ? answer : { json: answer, headers: {} };
