@@ -10,8 +10,10 @@ import { Client as ServiceClient } from "azure-iothub";
 import { Client as DeviceClient, Message, ModuleClient } from "azure-iot-device";
 import { Http } from "azure-iot-device-http";
 import { Mqtt } from "azure-iot-device-mqtt";
-import { certificate } from "../helpers/client-certificates";
-import { eventually, identityToken, moduleConnectionString, rawRequest } from "../helpers/hub";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ClientCertificate, certificate } from "../helpers/client-certificates";
+import { eventually, identityToken, moduleConnectionString, rawRequest, tempDir } from "../helpers/hub";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 
 const API = "?api-version=2021-04-12";
@@ -20,8 +22,15 @@ let service: ServiceClient;
 let consumer: EventHubConsumerClient;
 const closers: (() => Promise<unknown>)[] = [];
 
+let trustedCa: ClientCertificate;
+
 beforeAll(async () => {
-  running = await startMessagingHub(undefined, { log: process.env.HUB_LOG ? (l) => console.log(l) : undefined });
+  // A CA for certificateAuthority devices, in DIR/client-cas before the hub starts (as the README says).
+  const dataDir = tempDir();
+  trustedCa = await certificate("https test CA");
+  fs.mkdirSync(path.join(dataDir, "client-cas"));
+  fs.writeFileSync(path.join(dataDir, "client-cas", "test-ca.pem"), trustedCa.cert);
+  running = await startMessagingHub(dataDir);
   service = ServiceClient.fromConnectionString(running.hub.connectionString);
   consumer = new EventHubConsumerClient("$Default", running.hub.eventHubConnectionString());
 });
@@ -182,7 +191,7 @@ describe("telemetry over HTTPS", () => {
     expect((await module.sendEvent(message("x")).catch((e) => e)).name).toBe("UnauthorizedError");
   });
 
-  it("refuses another device's token and an X.509 device's stranger certificate with UnauthorizedError", async () => {
+  it("refuses a request signed with a key that is not the device's with UnauthorizedError", async () => {
     await newDevice("https-other");
     const wrong = moduleConnectionString(running.hub, "https-other").replace("DeviceId=https-other", "DeviceId=nobody");
     expect(
@@ -221,6 +230,19 @@ describe("X.509 over HTTPS", () => {
     void impostor.setOptions({ cert: stranger.cert, key: stranger.key });
     expect((await impostor.sendEvent(message("x")).catch((e) => e)).name).toBe("UnauthorizedError");
   });
+
+  it("authenticates a CA-signed device whose certificate chains to a CA in DIR/client-cas and names it", async () => {
+    await newDevice("https-ca", { deviceId: "https-ca", authentication: { type: "certificateAuthority" } });
+    const client = httpDevice("HostName=localhost;DeviceId=https-ca;x509=true");
+    const signed = await certificate("https-ca", trustedCa);
+    void client.setOptions({ cert: signed.cert, key: signed.key });
+    await client.sendEvent(message("chained"));
+    expect(shapeOf((await eventsOf("https-ca", 1))[0]).body).toBe("chained");
+    const other = httpDevice("HostName=localhost;DeviceId=https-ca;x509=true");
+    const wrongName = await certificate("someone-else", trustedCa);
+    void other.setOptions({ cert: wrongName.cert, key: wrongName.key });
+    expect((await other.sendEvent(message("x")).catch((e) => e)).name).toBe("UnauthorizedError");
+  });
 });
 
 describe("cloud-to-device over HTTPS", () => {
@@ -258,7 +280,7 @@ describe("cloud-to-device over HTTPS", () => {
     expect(running.hub.core.cloudToDevice.pendingFor("https-reject")).toEqual([]);
   });
 
-  it("abandon puts the message back: it is received again with a new lock token and a delivery count", async () => {
+  it("abandon puts the message back: it is received again, under a new lock token", async () => {
     const client = httpDevice(await newDevice("https-abandon"));
     await service.send("https-abandon", message("again", { messageId: "a1" }));
     const received = receiving(client, (m) => (received.length === 1 ? client.abandon(m) : client.complete(m)));
@@ -284,6 +306,34 @@ describe("cloud-to-device over HTTPS", () => {
     const late = await client.complete(received[0]).catch((e) => e);
     expect(late.response.statusCode).toBe(412);
     expect(late.response.headers["iothub-errorcode"]).toBe("DeviceMessageLockLost");
+  });
+
+  it("answers a receive with the headers azure-iot-cli-extension reads; an abandon counts one delivery", async () => {
+    await newDevice("https-raw");
+    const authorization = identityToken(running.hub, "https-raw");
+    const path = `/devices/https-raw/messages/deviceBound`;
+    await service.send("https-raw", message("raw", { messageId: "raw-1", ack: "full" }, { k: "v" }));
+    const first = await rawRequest("GET", `${path}${API}`, { authorization });
+    expect(first.status).toBe(200);
+    expect(first.body).toBe("raw");
+    expect(first.headers).toMatchObject({
+      "iothub-messageid": "raw-1",
+      "iothub-to": "/devices/https-raw/messages/deviceBound",
+      "iothub-ack": "full",
+      "iothub-deliverycount": "0",
+      "iothub-app-k": "v",
+    });
+    expect(first.headers["iothub-enqueuedtime"]).toMatch(/^\d\d\/\d\d\/\d{4} \d{1,2}:\d\d:\d\d [AP]M$/);
+    const lock = first.headers.etag!.replace(/"/g, "");
+    expect((await rawRequest("GET", `${path}${API}`, { authorization })).status).toBe(204); // locked: invisible
+    expect((await rawRequest("POST", `${path}/${lock}/abandon${API}`, { authorization })).status).toBe(204);
+    const second = await rawRequest("GET", `${path}${API}`, { authorization });
+    expect([second.headers["iothub-deliverycount"], second.headers.etag === first.headers.etag]).toEqual(["1", false]);
+    const rejected = await rawRequest("DELETE", `${path}/${second.headers.etag!.replace(/"/g, "")}${API}&reject`, {
+      authorization,
+    });
+    expect(rejected.status).toBe(204);
+    expect((await rawRequest("DELETE", `${path}/${lock}${API}`, { authorization })).status).toBe(412);
   });
 
   it("leaves twins and methods to the SDK, which refuses them over HTTPS itself", async () => {
