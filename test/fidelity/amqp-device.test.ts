@@ -103,6 +103,22 @@ describe.each(Object.keys(transports) as (keyof typeof transports)[])("%s", (nam
     expect(await connectionState("amqp-dev")).toBe("Connected");
   });
 
+  it("a device disabled while connected is disconnected at once, and refused after", async () => {
+    const deviceId = `${name}-disabled`;
+    await registry.create({ deviceId });
+    const connectionString = moduleConnectionString(hub, deviceId);
+    const amqp = new transport(SharedAccessKeyAuthenticationProvider.fromConnectionString(connectionString));
+    clients.push({ close: () => new Promise((resolve) => amqp.disconnect(resolve)) });
+    await new Promise((resolve, reject) => amqp.connect((err) => (err ? reject(err) : resolve(undefined))));
+    const dropped = new Promise((resolve) => amqp.once("disconnect", resolve));
+    await registry.update({ deviceId, status: "disabled" });
+    await dropped;
+    const err = await deviceClient(connectionString, transport)
+      .open()
+      .catch((e: Error) => e);
+    expect((err as Error).name).toBe("UnauthorizedError");
+  });
+
   it("X.509 devices (self-signed and CA-signed) send telemetry with their client certificate, others are refused", async () => {
     const own = await certificate(`${name}-x509`);
     await registry.create({

@@ -2,12 +2,10 @@
  * Identities beyond SAS keys, as the real SDKs create and use them: X.509 self-signed (thumbprints) and CA-signed
  * devices connecting over MQTT with a client certificate, and IoT Edge devices with their children's scopes.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { Registry } from "azure-iothub";
 import { Client } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import { certificate } from "../helpers/client-certificates";
+import { certificate, trustedClientCa } from "../helpers/client-certificates";
 import type { Hub } from "../localhub";
 import { startTestHub, tempDir } from "../helpers/hub";
 
@@ -18,9 +16,7 @@ const clients: Client[] = [];
 
 beforeAll(async () => {
   const dataDir = tempDir();
-  trustedCa = await certificate("tutorial test CA");
-  fs.mkdirSync(path.join(dataDir, "client-cas"));
-  fs.writeFileSync(path.join(dataDir, "client-cas", "test-ca.pem"), trustedCa.cert);
+  trustedCa = await trustedClientCa(dataDir, "tutorial test CA");
   hub = await startTestHub(dataDir);
   registry = Registry.fromConnectionString(hub.connectionString);
 });

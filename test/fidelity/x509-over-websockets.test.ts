@@ -5,13 +5,11 @@
  * certificate on that TLS connection (azure-iot-mqtt-base mqtt_base.js puts x509.cert/key into the connect options).
  * Clients that send no certificate (the service SDK's REST calls, browsers, SAS devices) are served as before.
  */
-import * as fs from "node:fs";
 import * as https from "node:https";
-import * as path from "node:path";
 import { Registry } from "azure-iothub";
 import { Client, Message } from "azure-iot-device";
 import { MqttWs } from "azure-iot-device-mqtt";
-import { ClientCertificate, certificate } from "../helpers/client-certificates";
+import { ClientCertificate, certificate, trustedClientCa } from "../helpers/client-certificates";
 import type { Hub } from "../localhub";
 import { moduleConnectionString, policyToken, startTestHub, tempDir } from "../helpers/hub";
 
@@ -22,9 +20,7 @@ const clients: Client[] = [];
 
 beforeAll(async () => {
   const dataDir = tempDir();
-  trustedCa = await certificate("websocket test CA");
-  fs.mkdirSync(path.join(dataDir, "client-cas"));
-  fs.writeFileSync(path.join(dataDir, "client-cas", "test-ca.pem"), trustedCa.cert);
+  trustedCa = await trustedClientCa(dataDir, "websocket test CA");
   hub = await startTestHub(dataDir);
   registry = Registry.fromConnectionString(hub.connectionString);
 });

@@ -44,9 +44,13 @@ export async function certificate(
 }
 
 /** Makes a test CA and puts it where the hub looks for client CAs (DIR/client-cas/), before the hub starts. */
-export async function trustedClientCa(dataDir: string, commonName = "test CA"): Promise<ClientCertificate> {
+export async function trustedClientCa(
+  dataDir: string,
+  commonName = "test CA",
+  fileName = "test-ca.pem",
+): Promise<ClientCertificate> {
   const ca = await certificate(commonName);
   fs.mkdirSync(path.join(dataDir, "client-cas"), { recursive: true });
-  fs.writeFileSync(path.join(dataDir, "client-cas", "test-ca.pem"), ca.cert);
+  fs.writeFileSync(path.join(dataDir, "client-cas", fileName), ca.cert);
   return ca;
 }

@@ -6,7 +6,6 @@ import * as net from "node:net";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import { Connection, Container, EventContext, Receiver, Sender, create_container } from "rhea";
-import { message as amqpMessage } from "rhea";
 import { WebSocket, createWebSocketStream } from "ws";
 import type { HubCore } from "../../core/hub-core";
 import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, closeServer, createTlsServer, listenOrFallBack } from "../../listeners";
@@ -20,12 +19,14 @@ import {
   IDLE_TIMEOUT_MS,
   MAX_CONNECTIONS,
   MAX_FRAME_SIZE,
-  MAX_INCOMING_MESSAGE_BYTES,
   MAX_UNREAD_BYTES,
   OPEN_TIMEOUT_MS,
 } from "./limits";
 import { cbsMechanism, plainMechanism, principalOf } from "./sasl";
 import { routeLink } from "./routes";
+import { adapt, capIncomingMessages } from "./incoming";
+
+export { OVERSIZED } from "./incoming";
 import { batchWrites } from "../write-batch";
 
 export const DEFAULT_AMQPS_PORT = 5671;
@@ -82,48 +83,6 @@ export interface ConnectionState {
   batchWrites(): void;
   /** Ends the connection with an AMQP error (CLOSE, then the socket). */
   close(condition: string, description: string): void;
-}
-
-/** What an oversized message becomes: its links see this marker and refuse the delivery (devicebound.ts). */
-export const OVERSIZED = "x-local-hub-oversized";
-const OVERSIZED_PLACEHOLDER = amqpMessage.encode({ body: null, application_properties: { [OVERSIZED]: true } });
-
-/**
- * rhea gathers the frames of a message in progress without a limit: past MAX_INCOMING_MESSAGE_BYTES, swap them for
- * a small placeholder message and drop the rest as it comes, so the delivery can still be refused properly.
- */
-function capIncomingMessages(connection: Connection): string | undefined {
-  let capped: string | undefined;
-  connection.each_link((link: Receiver & { _incomplete?: { frames: Buffer[] } }) => {
-    const incomplete = link._incomplete;
-    if (!incomplete || incomplete.frames.length < 2) return;
-    if (incomplete.frames.reduce((sum, frame) => sum + frame.length, 0) <= MAX_INCOMING_MESSAGE_BYTES) return;
-    const frames = [OVERSIZED_PLACEHOLDER];
-    frames.push = () => frames.length;
-    incomplete.frames = frames;
-    capped = `a message of more than ${MAX_INCOMING_MESSAGE_BYTES} bytes on ${link.target?.address ?? link.name}`;
-  });
-  return capped;
-}
-
-/**
- * Rhea reads and writes this shape; adapting a Duplex ourselves puts the frame guard between the stream and rhea:
- * rhea's data handler gets only what the guard forwards.
- */
-function adapt(stream: Duplex, label: string, guard: FrameGuard, setInput: (input: (bytes: Buffer) => void) => void) {
-  return {
-    on(event: string, handler: (...args: unknown[]) => void) {
-      if (event === "data") {
-        setInput(handler);
-        stream.on("data", (chunk: Buffer) => guard.push(chunk));
-      } else if (event === "end") stream.on("close", handler);
-      else stream.on(event, handler);
-    },
-    write: (data: Buffer) => void (stream.writable && stream.write(data)),
-    end: () => stream.end(),
-    destroy: () => stream.destroy(),
-    get_id_string: () => label,
-  };
 }
 
 export class AmqpEdge {
