@@ -105,7 +105,7 @@ export function deviceAddress(address: string): DeviceAddress | undefined {
 export interface GrantsContext {
   core: HubCore;
   /** The TLS client certificate, if the client sent one (X.509 identities authenticate with it). */
-  peer(): { certificate: X509Certificate; chainTrusted: boolean } | undefined;
+  peer(): { certificate: X509Certificate; chainTrusted: boolean; chain?: X509Certificate[] } | undefined;
   /** The connection now acts as this identity: one connection per identity, connection state in the registry. */
   claim(identity: DeviceIdentity): void;
 }
@@ -188,7 +188,7 @@ export class ConnectionGrants {
   }
 
   /** The TLS client certificate of the connection, if it sent one (the provisioning edge attests devices with it). */
-  peerCertificate(): { certificate: X509Certificate; chainTrusted: boolean } | undefined {
+  peerCertificate(): ReturnType<GrantsContext["peer"]> {
     return this.context?.peer();
   }
 

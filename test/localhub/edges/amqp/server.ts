@@ -8,7 +8,14 @@ import { TLSSocket } from "node:tls";
 import { Connection, Container, EventContext, Receiver, Sender, create_container } from "rhea";
 import { WebSocket, createWebSocketStream } from "ws";
 import type { HubCore } from "../../core/hub-core";
-import { DEFAULT_TLS_HANDSHAKE_MS, LOOPBACK, closeServer, createTlsServer, listenOrFallBack } from "../../listeners";
+import {
+  DEFAULT_TLS_HANDSHAKE_MS,
+  LOOPBACK,
+  closeServer,
+  createTlsServer,
+  listenOrFallBack,
+  presentedChain,
+} from "../../listeners";
 import { ConnectionGrants, hubName } from "./auth";
 import { answerLinkProperties, azureFrameOptions, writeFramesInFull } from "./azure-frames";
 import { ConnectionRules } from "./connection-rules";
@@ -203,7 +210,7 @@ export class AmqpEdge {
         core: this.served.core,
         peer: () => {
           const certificate = tls instanceof TLSSocket ? tls.getPeerX509Certificate() : undefined;
-          return certificate && { certificate, chainTrusted: tls!.authorized };
+          return certificate && { certificate, chainTrusted: tls!.authorized, chain: presentedChain(tls!) };
         },
         claim: (identity) => devices.claim(state, identity),
       }),

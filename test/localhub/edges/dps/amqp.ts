@@ -5,8 +5,7 @@
  * (`iotdps-register`, `iotdps-get-operationstatus` with `iotdps-operation-id`) and `correlation_id`, answers on the
  * receiver link with the same correlation id, the operation JSON as a data section and `retry-after`. A request
  * that fails is rejected with the AMQP condition the SDK turns into its error. The AMQP edge's sasl.ts and routes.ts
- * hand such connections and links here. An X.509 device logs in without SASL and presents its TLS client certificate
- * (only the certificate itself: a chain it sends along is not seen here, so a group CA must have signed it directly).
+ * hand such connections and links here. An X.509 device logs in without SASL and presents its TLS client certificate.
  */
 import type { Connection, EventContext, Receiver, Sender } from "rhea";
 import { message as amqpMessage } from "rhea";
@@ -73,7 +72,7 @@ export function provisioningLink(
   } else {
     // No SASL login as this device: an X.509 device presents its certificate in TLS instead.
     const peer = login ? undefined : context.state.grants.peerCertificate();
-    credentials = { certificate: peer && { ...peer, chain: [] } };
+    credentials = { certificate: peer && { ...peer, chain: peer.chain ?? [] } };
     try {
       context.deps.core.provisioning.checkDevice(idScope, registrationId, credentials);
     } catch (err) {
