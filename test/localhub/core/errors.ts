@@ -2,7 +2,7 @@
  * The hub's errors, in the shape the real IoT Hub sends them: an HTTP status, a named code that the service SDK reads
  * from `Message` ("ErrorCode:<Name>;<text>"), and the numeric code the device SDK reads from MQTT twin responses.
  */
-// As Microsoft.Azure.Devices' ErrorCode enum numbers them (azure-iot-sdk-csharp, Common/Exceptions/ErrorCode.cs).
+// Numbered as the C# service SDK's enum Microsoft.Azure.Devices.Common.Exceptions.ErrorCode numbers them.
 const NUMERIC_CODES: Record<string, number> = {
   ArgumentInvalid: 400004,
   ArgumentNull: 400005,
