@@ -18,7 +18,7 @@ const statusOf = (err: any): number | undefined => err?.response?.statusCode;
 beforeAll(async () => {
   hub = await startTestHub(undefined, { log: (line) => logged.push(line) });
   const registry = Registry.fromConnectionString(hub.connectionString);
-  for (const deviceId of ["pump", "gateway", "leaving", "compared"]) await registry.create({ deviceId });
+  for (const deviceId of ["pump", "gateway", "leaving", "compared", "both"]) await registry.create({ deviceId });
   for (const moduleId of ["mod", "sibling"]) await registry.addModule({ deviceId: "gateway", moduleId });
   service = ServiceClient.fromConnectionString(hub.connectionString);
 });
@@ -155,3 +155,14 @@ it("still reaches an AMQP device after its SAS token was renewed on the open con
     payload: "after renewal",
   });
 }, 25_000);
+
+it("still reaches a device over AMQP after the same device's MQTT connection ends", async () => {
+  // The hub keeps a device's MQTT and AMQP connections side by side; the end of one leaves the other reachable.
+  const overAmqp = await openEchoing("both", undefined, Amqp);
+  const overMqtt = await openEchoing("both", undefined, Mqtt);
+  await overMqtt.client.close();
+  await eventually(() => logged.some((line) => line.startsWith("MQTT DISCONNECT both")), "the MQTT disconnect");
+  const { result } = await service.invokeDeviceMethod("both", echo("still here"));
+  expect(result).toEqual({ status: 200, payload: "still here" });
+  expect(overAmqp.calls).toContain("echo");
+});

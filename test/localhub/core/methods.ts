@@ -45,8 +45,8 @@ function seconds(value: Json | undefined, fallback: number, min: number, max: nu
 
 export class DirectMethods {
   private readonly pending = new Map<string, Pending>();
-  /** Identities whose connection has subscribed to methods. */
-  private readonly reachable = new Set<string>();
+  /** Identities whose connection has subscribed to methods, with the edges that hold such a connection. */
+  private readonly reachable = new Map<string, Set<string>>();
   private nextRid = 1;
 
   constructor(
@@ -92,15 +92,20 @@ export class DirectMethods {
     });
   }
 
-  /** An identity can now receive methods (it connected and subscribed): the calls that wait for it go now. */
-  available(key: string): void {
-    this.reachable.add(key);
+  /**
+   * An identity can now receive methods (it connected and subscribed) on `edge`: the calls that wait for it go now.
+   * A device may be connected over MQTT and AMQP at once: it stays reachable while one of them holds it.
+   */
+  available(key: string, edge = "mqtt"): void {
+    const edges = this.reachable.get(key) ?? new Set<string>();
+    this.reachable.set(key, edges.add(edge));
     for (const entry of [...this.pending.values()]) if (!entry.sent && entry.request.key === key) this.send(entry);
   }
 
   /** The identity's connection ended (or was replaced): calls wait for it again, up to their connect timeout. */
-  unavailable(key: string): void {
-    this.reachable.delete(key);
+  unavailable(key: string, edge = "mqtt"): void {
+    const edges = this.reachable.get(key);
+    if (edges?.delete(edge) && !edges.size) this.reachable.delete(key);
   }
 
   /** The device's answer; ignored unless it comes from the identity the call went to. */

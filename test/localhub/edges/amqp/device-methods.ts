@@ -66,7 +66,7 @@ export function methodCallSender(context: LinkContext, link: Sender, target: Dev
   const table = methodLinks(core, context.deps.log);
   const mine: MethodLink = { outbox: new DeviceLinkOutbox(context, link, "methods"), awaiting: new Map() };
   table.set(key, mine);
-  core.methods.available(key);
+  core.methods.available(key, "amqp");
   context.deps.log(`AMQP METHODS ${key} takes calls`);
   return {
     onSendable: () => mine.outbox.flush(),
@@ -74,7 +74,7 @@ export function methodCallSender(context: LinkContext, link: Sender, target: Dev
       mine.outbox.close();
       if (table.get(key) !== mine) return;
       table.delete(key);
-      core.methods.unavailable(key);
+      core.methods.unavailable(key, "amqp");
       context.deps.log(`AMQP METHODS ${key} takes no calls`);
     },
   };
