@@ -12,5 +12,9 @@ module.exports = {
   // test/scripts/machine-ports.test.ts binds 443 and 8883, and it is one file. Most of a test's time is spent waiting
   // on sockets and child processes, so even a 2-core machine runs three files at once with profit.
   maxWorkers: 3,
+  // A worker's loop is empty the moment jest tells it to end, but Node then frees a heap of a few hundred MB, which
+  // takes longer than jest's default 500 ms on a loaded 2-core machine: jest killed it and warned "A worker process
+  // has failed to exit gracefully". A leaked handle would still be found: it keeps a worker alive past this too.
+  workerGracefulExitTimeout: 5000,
   testTimeout: 30000,
 };

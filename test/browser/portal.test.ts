@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import puppeteer, { Browser } from "puppeteer-core";
+import puppeteer from "puppeteer-core";
 import type { Hub } from "../localhub";
 import { clientEnv, moduleConnectionString, startTestHub, tempDir, twinOf } from "../helpers/hub";
 import { ROOT } from "../helpers/paths";
@@ -24,15 +24,11 @@ const MODULE = "browserModule";
 const text = (id: string) => `document.getElementById(${JSON.stringify(id)}).textContent`;
 
 let hub: Hub;
-let browser: Browser | undefined;
 
 beforeAll(async () => {
   hub = await startTestHub(tempDir(), { portal: { port: 0 } });
 });
-afterAll(async () => {
-  await browser?.close();
-  await hub.stop();
-});
+afterAll(() => hub.stop());
 
 /** The tutorial's receiver, as `node --import tsx`, in a process group of its own (stopped in the test's finally). */
 const startReceiver = (moduleConnection: string) =>
@@ -44,7 +40,8 @@ const startReceiver = (moduleConnection: string) =>
 (CHROMIUM ? it : it.skip)(
   "a reader creates a module in the portal, copies its connection string, and the receiver gets the desired edit",
   async () => {
-    browser = await puppeteer.launch({
+    // Chromium runs in a process group of its own; close() ends it, pass or fail.
+    const browser = await puppeteer.launch({
       executablePath: CHROMIUM,
       headless: true,
       args: [
@@ -59,51 +56,55 @@ const startReceiver = (moduleConnection: string) =>
         `--user-data-dir=${tempDir("chromium-")}`,
       ],
     });
-    const origin = `http://127.0.0.1:${hub.portal!.port}`;
-    await browser
-      .defaultBrowserContext()
-      .overridePermissions(origin, ["clipboard-read", "clipboard-write", "clipboard-sanitized-write"]);
-    const page = await browser.newPage();
-    await page.setViewport({ width: 1280, height: 900 });
-    await page.goto(hub.portal!.url);
-    expect(page.url()).toBe(`${origin}/`); // the token went into a cookie and out of the address bar
-
-    await page.type("#new-device-id", DEVICE);
-    await page.click("#create-device");
-    await page.waitForSelector(`[data-key="${DEVICE}"]`);
-    await page.type("#new-module-id", MODULE);
-    await page.click("#create-module");
-    await page.waitForSelector(`[data-key="${DEVICE}/${MODULE}"].selected`);
-    await page.waitForFunction(`${text("cs-primary")}.includes("ModuleId=")`);
-
-    await page.click("#copy-primary");
-    await page.waitForFunction(`${text("copy-status")}.startsWith("Copied")`);
-    const copied = (await page.evaluate("navigator.clipboard.readText()")) as string;
-    expect(copied).toBe(moduleConnectionString(hub, DEVICE, MODULE));
-
-    const receiver = startReceiver(copied);
     try {
-      await receiver.waitForOutput(/Waiting for desired property patches/, 20_000);
-      // The live view shows the module connected.
-      await page.waitForSelector(`[data-key="${DEVICE}/${MODULE}"] .dot.on`);
+      const origin = `http://127.0.0.1:${hub.portal!.port}`;
+      await browser
+        .defaultBrowserContext()
+        .overridePermissions(origin, ["clipboard-read", "clipboard-write", "clipboard-sanitized-write"]);
+      const page = await browser.newPage();
+      await page.setViewport({ width: 1280, height: 900 });
+      await page.goto(hub.portal!.url);
+      expect(page.url()).toBe(`${origin}/`); // the token went into a cookie and out of the address bar
 
-      await page.waitForFunction(`${text("twin-json")}.includes('"etag"')`);
-      await page.click("#twin-editor", { clickCount: 3 });
-      await page.keyboard.down("Control");
-      await page.keyboard.press("KeyA");
-      await page.keyboard.up("Control");
-      await page.keyboard.type('{"tags": {"room": "lab"}, "desired": {"telemetryInterval": 122}}');
-      await page.click("#save-twin");
-      await page.waitForFunction(`${text("twin-status")}.startsWith("Saved")`);
+      await page.type("#new-device-id", DEVICE);
+      await page.click("#create-device");
+      await page.waitForSelector(`[data-key="${DEVICE}"]`);
+      await page.type("#new-module-id", MODULE);
+      await page.click("#create-module");
+      await page.waitForSelector(`[data-key="${DEVICE}/${MODULE}"].selected`);
+      await page.waitForFunction(`${text("cs-primary")}.includes("ModuleId=")`);
 
-      await receiver.waitForOutput(/"telemetryInterval": 122/, 20_000);
-      expect(twinOf(hub, DEVICE, MODULE).tags).toEqual({ room: "lab" });
-      // The receiver reports the value back, and the portal's twin view shows it without a reload.
-      await page.waitForFunction(`JSON.parse(${text("twin-json")}).properties.reported.telemetryInterval === 122`);
-      fs.mkdirSync(ARTIFACTS, { recursive: true });
-      await page.screenshot({ path: path.join(ARTIFACTS, "portal.png") });
+      await page.click("#copy-primary");
+      await page.waitForFunction(`${text("copy-status")}.startsWith("Copied")`);
+      const copied = (await page.evaluate("navigator.clipboard.readText()")) as string;
+      expect(copied).toBe(moduleConnectionString(hub, DEVICE, MODULE));
+
+      const receiver = startReceiver(copied);
+      try {
+        await receiver.waitForOutput(/Waiting for desired property patches/, 20_000);
+        // The live view shows the module connected.
+        await page.waitForSelector(`[data-key="${DEVICE}/${MODULE}"] .dot.on`);
+
+        await page.waitForFunction(`${text("twin-json")}.includes('"etag"')`);
+        await page.click("#twin-editor", { clickCount: 3 });
+        await page.keyboard.down("Control");
+        await page.keyboard.press("KeyA");
+        await page.keyboard.up("Control");
+        await page.keyboard.type('{"tags": {"room": "lab"}, "desired": {"telemetryInterval": 122}}');
+        await page.click("#save-twin");
+        await page.waitForFunction(`${text("twin-status")}.startsWith("Saved")`);
+
+        await receiver.waitForOutput(/"telemetryInterval": 122/, 20_000);
+        expect(twinOf(hub, DEVICE, MODULE).tags).toEqual({ room: "lab" });
+        // The receiver reports the value back, and the portal's twin view shows it without a reload.
+        await page.waitForFunction(`JSON.parse(${text("twin-json")}).properties.reported.telemetryInterval === 122`);
+        fs.mkdirSync(ARTIFACTS, { recursive: true });
+        await page.screenshot({ path: path.join(ARTIFACTS, "portal.png") });
+      } finally {
+        await receiver.stop();
+      }
     } finally {
-      await receiver.stop();
+      await browser.close();
     }
   },
   90_000,

@@ -56,18 +56,19 @@ it("does not show a desired patch to the device, nor answer the service, before 
 it("never reuses a $version a device has seen, across kill -9 under a stream of patches", async () => {
   const dataDir = tempDir();
   let hub = spawnHubCli(dataDir, ["--quiet", "--https-port", "0", "--mqtt-port", "0"]);
-  await hub.ready();
-  const connectionString = hub.connect();
-  const registry = Registry.fromConnectionString(connectionString);
-  await registry.create({ deviceId: "crash" });
-  await registry.addModule({ deviceId: "crash", moduleId: "m" });
-  const key = (await registry.getModule("crash", "m")).responseBody.authentication!.symmetricKey!.primaryKey;
-  const module = ModuleClient.fromConnectionString(
-    `HostName=localhost;DeviceId=crash;ModuleId=m;SharedAccessKey=${key}`,
-    Mqtt,
-  );
-  const seen = new Map<number, number>(); // $version -> the value the device saw with it
+  let module: ModuleClient | undefined;
   try {
+    await hub.ready();
+    const connectionString = hub.connect();
+    const registry = Registry.fromConnectionString(connectionString);
+    await registry.create({ deviceId: "crash" });
+    await registry.addModule({ deviceId: "crash", moduleId: "m" });
+    const key = (await registry.getModule("crash", "m")).responseBody.authentication!.symmetricKey!.primaryKey;
+    module = ModuleClient.fromConnectionString(
+      `HostName=localhost;DeviceId=crash;ModuleId=m;SharedAccessKey=${key}`,
+      Mqtt,
+    );
+    const seen = new Map<number, number>(); // $version -> the value the device saw with it
     await module.open();
     const { patches } = await desiredPatches(module);
     // Patches in flight, several at a time, while the hub is killed.
@@ -103,7 +104,7 @@ it("never reuses a $version a device has seen, across kill -9 under a stream of 
       .responseBody as any;
     expect(next.properties.desired.$version).toBeGreaterThan(highestSeen);
   } finally {
-    await module.close().catch(() => {});
+    await module?.close().catch(() => {});
     await hub.stop();
   }
 }, 60_000);

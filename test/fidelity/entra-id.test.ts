@@ -4,6 +4,7 @@
  * flag, get the hub's 401.
  */
 import { Registry } from "azure-iothub";
+import { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import type { Hub } from "../localhub";
 import { startTestHub, tempDir } from "../helpers/hub";
 
@@ -63,6 +64,22 @@ describe("with --oauth basic", () => {
       const registry = Registry.fromTokenCredential(hub.hostName, credential(token));
       expect(await statusOf(registry.get("entraDevice"))).toBe(401);
     }
+  });
+
+  it("ProvisioningServiceClient.fromTokenCredential manages enrollments with a token for the DPS's audience only", async () => {
+    const token = credential(jwt({ aud: "https://azure-devices-provisioning.net", exp: inAnHour() }));
+    const service = ProvisioningServiceClient.fromTokenCredential(hub.hostName, token);
+    await service.createOrUpdateIndividualEnrollment({
+      registrationId: "entra-enrolled",
+      attestation: { type: "symmetricKey" },
+    } as never);
+    expect((await service.getIndividualEnrollment("entra-enrolled")).responseBody.registrationId).toBe(
+      "entra-enrolled",
+    );
+    expect(token.scopes).toContain("https://azure-devices-provisioning.net/.default");
+    const hubToken = credential(jwt({ aud: "https://iothubs.azure.net", exp: inAnHour() }));
+    const refused = ProvisioningServiceClient.fromTokenCredential(hub.hostName, hubToken);
+    expect(await statusOf(refused.getIndividualEnrollment("entra-enrolled"))).toBe(401);
   });
 });
 

@@ -215,8 +215,14 @@ describe("X.509 over HTTPS", () => {
     // Over Http, setOptions never calls back for certificate options: Microsoft's X.509 sample does not wait for it.
     void client.setOptions({ cert: own.cert, key: own.key });
     await client.sendEvent(message("signed"));
-    const [event] = await eventsOf("https-x509", 1);
-    expect(JSON.parse(event.systemProperties?.["iothub-connection-auth-method"] as string)).toMatchObject({
+    // The same certificate over MQTT: the same stamp ("Create and read IoT Hub messages": type sas or x509).
+    const overMqtt = DeviceClient.fromConnectionString("HostName=localhost;DeviceId=https-x509;x509=true", Mqtt);
+    closers.push(() => overMqtt.close());
+    await overMqtt.setOptions({ cert: own.cert, key: own.key });
+    await overMqtt.sendEvent(message("signed"));
+    const [overHttps, mqtt] = await eventsOf("https-x509", 2);
+    expect(shapeOf(overHttps)).toEqual(shapeOf(mqtt));
+    expect(JSON.parse(overHttps.systemProperties?.["iothub-connection-auth-method"] as string)).toMatchObject({
       scope: "device",
       type: "x509",
     });

@@ -11,8 +11,8 @@ import { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import { Http as ProvisioningHttp } from "azure-iot-provisioning-device-http";
 import { Client as DeviceClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import type { Hub } from "../localhub";
-import { startTestHub } from "../helpers/hub";
+import { createSasToken, type Hub } from "../localhub";
+import { rawRequest, startTestHub } from "../helpers/hub";
 import { symmetricKeyRegistration } from "../helpers/provisioning";
 
 let hub: Hub;
@@ -258,4 +258,37 @@ it("manages enrollment groups and registration states: update with etag, attesta
   });
   await service.deleteEnrollmentGroup(disabled);
   await expect(service.getEnrollmentGroup("crud-group")).rejects.toMatchObject({ response: { statusCode: 404 } });
+}, 30_000);
+
+it("answers a device's registration status lookup (POST /{scope}/registrations/{id}) with its registration state", async () => {
+  const enrollment = (
+    await service.createOrUpdateIndividualEnrollment({
+      registrationId: "lookup-device",
+      attestation: { type: "symmetricKey" },
+    } as never)
+  ).responseBody;
+  const key = enrollment.attestation.symmetricKey!.primaryKey;
+  await register("lookup-device", key);
+  const { idScope } = hub.provisioning;
+  const token = createSasToken(
+    `${idScope}/registrations/lookup-device`,
+    key,
+    Math.floor(Date.now() / 1000) + 600,
+    "registration",
+  );
+  const path = `/${idScope}/registrations/lookup-device?api-version=2019-03-31`;
+  const answer = await rawRequest("POST", path, {
+    authorization: token,
+    body: JSON.stringify({ registrationId: "lookup-device" }),
+    headers: { "Content-Type": "application/json; charset=utf-8" },
+  });
+  expect(answer.status).toBe(200);
+  expect(JSON.parse(answer.body)).toMatchObject({
+    registrationId: "lookup-device",
+    status: "assigned",
+    assignedHub: "localhost",
+  });
+  const refused = await rawRequest("POST", path, { authorization: token.replace(/sig=[^&]+/, "sig=AAAA"), body: "{}" });
+  expect(refused.status).toBe(401);
+  expect(refused.headers["x-ms-error-code"]).toBe("401002");
 }, 30_000);

@@ -114,3 +114,18 @@ describe.each(transports)("over %s", (name, transport) => {
     expect(hub.core.identities.find(`x509-stranger-${id}`)).toBeUndefined();
   }, 30_000);
 });
+
+describe.each(transports.slice(0, 3))("with an intermediate CA, over %s", (name, transport) => {
+  it("provisions a device whose certificate an intermediate signed, sent along with it, for a group of the root", async () => {
+    const id = `x509-chain-${name.toLowerCase()}`;
+    const intermediate = await certificate(`intermediate for ${name}`, groupCa, true);
+    const leaf = await certificate(id, intermediate);
+    // The device presents its certificate and the intermediate, as Azure's X.509 tutorials have it do.
+    const chain = { cert: `${leaf.cert.trim()}\n${intermediate.cert.trim()}\n`, key: leaf.key };
+    const result = await x509Registration(hub.provisioning.idScope, id, chain, transport()).register();
+    expect(result).toMatchObject({ deviceId: id, status: "assigned" });
+    expect((await service.getDeviceRegistrationState(id)).responseBody).toMatchObject({
+      enrollmentGroupId: "x509-signed",
+    });
+  }, 30_000);
+});

@@ -14,25 +14,30 @@ export interface ClientCertificate {
   sha256: string;
 }
 
-/** A CA (self-signed, may sign) when `issuer` is absent; else a client certificate `issuer` signed. */
+/**
+ * A CA (self-signed, may sign) when `issuer` is absent; else a client certificate `issuer` signed, or with
+ * `intermediate` an intermediate CA it signed (which may sign in turn).
+ */
 export async function certificate(
   commonName: string,
   issuer?: { key: string; cert: string },
+  intermediate = false,
 ): Promise<ClientCertificate> {
   const made = await generate([{ name: "commonName", value: commonName }], {
     ...EC,
     notBeforeDate: new Date(Date.now() - 60_000),
     notAfterDate: new Date(Date.now() + DAY),
     ...(issuer ? { ca: issuer } : {}),
-    extensions: issuer
-      ? [
-          { name: "basicConstraints", cA: false },
-          { name: "extKeyUsage", clientAuth: true },
-        ]
-      : [
-          { name: "basicConstraints", cA: true, critical: true },
-          { name: "keyUsage", keyCertSign: true, digitalSignature: true, critical: true },
-        ],
+    extensions:
+      issuer && !intermediate
+        ? [
+            { name: "basicConstraints", cA: false },
+            { name: "extKeyUsage", clientAuth: true },
+          ]
+        : [
+            { name: "basicConstraints", cA: true, critical: true },
+            { name: "keyUsage", keyCertSign: true, digitalSignature: true, critical: true },
+          ],
   });
   const x509 = new X509Certificate(made.cert);
   return {

@@ -7,7 +7,7 @@ import { NODE_WITH_TSX, ROOT } from "./paths";
 import { ProcessRun, StartOptions, startProcess } from "./processes";
 
 export interface HubProcess extends ProcessRun {
-  /** Resolves once the CLI printed `ready`. */
+  /** Resolves once the CLI printed its ready line (signals are handled from then on); rejects if it ends first. */
   ready(): Promise<void>;
   /** The iothubowner connection string from DIR/env; sends this process's localhost:443/8883 to the hub's ports. */
   connect(): string;
@@ -27,7 +27,8 @@ export function spawnHubCli(
     ...options,
   });
   return Object.assign(run, {
-    ready: () => run.waitForOutput(/ready/, 20_000),
+    // Its own line: "already in use" holds "ready" too.
+    ready: () => run.waitForOutput(/^Local IoT hub ready\./m, 20_000),
     connect: () => {
       const env = fs.readFileSync(path.join(dataDir, "env"), "utf8");
       const map = /^LOCALHUB_PORT_MAP=(.*)$/m.exec(env)?.[1] ?? "";

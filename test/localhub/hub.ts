@@ -229,7 +229,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   edges = {
     rest: createRestHandler(core, log, { oauth: options.oauth }),
     admin: createAdminHandler(core, faults, log),
-    dps: createProvisioningHandler(core, log),
+    dps: createProvisioningHandler(core, log, { oauth: options.oauth }),
     mqtt,
     websocket,
   };

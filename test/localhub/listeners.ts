@@ -2,6 +2,7 @@
  * The hub's sockets: HTTPS and TLS servers on the loopback addresses, with a TLS handshake limit, and the one clear
  * error for a port that cannot be bound.
  */
+import { X509Certificate } from "node:crypto";
 import * as https from "node:https";
 import * as net from "node:net";
 import * as tls from "node:tls";
@@ -41,11 +42,36 @@ export interface TlsMaterial {
   cert: string;
 }
 
+/** Certificates of a client's chain kept at most (a device sends its own and one or two intermediates). */
+export const MAX_PRESENTED_CHAIN = 8;
+const presentedChains = new WeakMap<tls.TLSSocket, X509Certificate[]>();
+
+/**
+ * The certificates a client sent along with its own (intermediates), as they were when its handshake completed:
+ * read later, OpenSSL may no longer have them (seen with TLS 1.3), while the client's own certificate stays.
+ * The provisioning service follows them to an enrollment group's CA (edges/dps/peer-certificate.ts).
+ */
+export function presentedChain(socket: tls.TLSSocket): X509Certificate[] {
+  return presentedChains.get(socket) ?? [];
+}
+
+function rememberPresentedChain(socket: tls.TLSSocket): void {
+  let current = socket.getPeerCertificate(true) as tls.DetailedPeerCertificate | undefined;
+  if (!current?.raw) return; // no client certificate: nothing to keep
+  const chain: X509Certificate[] = [];
+  while (current.issuerCertificate && current.issuerCertificate !== current && chain.length < MAX_PRESENTED_CHAIN) {
+    current = current.issuerCertificate;
+    if (current.raw) chain.push(new X509Certificate(current.raw));
+  }
+  if (chain.length) presentedChains.set(socket, chain);
+}
+
 /**
  * Node reports a failed or timed-out handshake (`tlsClientError`) but leaves the socket open: close it, or half-open
  * connections pile up until the process runs out of file descriptors.
  */
 function dropFailedHandshakes(server: tls.Server, log: (line: string) => void): void {
+  server.on("secureConnection", rememberPresentedChain);
   server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
     // A client that does not trust our CA aborts the handshake: its error to report. Timeouts are ours to mention.
     if (err.code === "ERR_TLS_HANDSHAKE_TIMEOUT") {

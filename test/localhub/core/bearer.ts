@@ -8,6 +8,11 @@ import type { Principal } from "./sas";
 
 /** The audience of a token for the scope `https://iothubs.azure.net/.default` (the SDKs' tokenScope). */
 export const IOT_HUB_AUDIENCES = new Set(["https://iothubs.azure.net", "https://iothubs.azure.net/"]);
+/** The audience of a token for the provisioning service's scope `https://azure-devices-provisioning.net/.default`. */
+export const PROVISIONING_AUDIENCES = new Set([
+  "https://azure-devices-provisioning.net",
+  "https://azure-devices-provisioning.net/",
+]);
 /** A bearer token longer than this is refused before it is decoded (Entra ID tokens are 1-3 KB). */
 export const MAX_BEARER_TOKEN_CHARS = 16 * 1024;
 /** Clock skew allowed on `exp` and `nbf`, as Microsoft's token validation allows by default (5 minutes). */
@@ -21,15 +26,23 @@ export function isBearer(header: string | undefined): boolean {
   return /^\s*Bearer\s/i.test(header ?? "");
 }
 
-/** The principal of a valid bearer token; a 401 in the hub's format for any other. */
-export function authenticateBearer(header: string, mode: OAuthMode, nowSeconds = Date.now() / 1000): Principal {
+/**
+ * The principal of a valid bearer token; a 401 in the hub's format for any other. `audiences`: IoT Hub's, or the
+ * provisioning service's (core/provisioning/dps-auth.ts).
+ */
+export function authenticateBearer(
+  header: string,
+  mode: OAuthMode,
+  nowSeconds = Date.now() / 1000,
+  audiences: Set<string> = IOT_HUB_AUDIENCES,
+): Principal {
   if (mode !== "basic") throw unauthorized(`Bearer tokens (Microsoft Entra ID) are not enabled: ${ENABLE_OAUTH_HINT}`);
   const token = header.replace(/^\s*Bearer\s+/i, "").trim();
   if (token.length > MAX_BEARER_TOKEN_CHARS) throw unauthorized("The bearer token is too long");
   const claims = decodeClaims(token);
-  const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-  if (!audiences.some((aud) => typeof aud === "string" && IOT_HUB_AUDIENCES.has(aud))) {
-    throw unauthorized(`The bearer token's audience is not https://iothubs.azure.net`);
+  const given = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  if (!given.some((aud) => typeof aud === "string" && audiences.has(aud))) {
+    throw unauthorized(`The bearer token's audience is not ${[...audiences][0]}`);
   }
   if (typeof claims.exp !== "number" || claims.exp + CLOCK_SKEW_SECONDS < nowSeconds) {
     throw unauthorized("The bearer token has expired");

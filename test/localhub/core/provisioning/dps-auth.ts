@@ -5,6 +5,8 @@
  * registration id with the group key, base64), as Azure's "derive a device key" documents it.
  */
 import { createHmac } from "node:crypto";
+import { OAuthMode, PROVISIONING_AUDIENCES, authenticateBearer, isBearer } from "../bearer";
+import { HubError } from "../errors";
 import { covers, parseSasToken, rawSrOf, signatureMatches } from "../sas";
 import { dpsUnauthorized } from "./dps-errors";
 import type { DpsPolicy, DpsRight } from "./dps-records";
@@ -22,13 +24,27 @@ export function deriveDeviceKey(groupKey: string, registrationId: string): strin
   return createHmac("sha256", Buffer.from(groupKey, "base64")).update(registrationId, "utf8").digest("base64");
 }
 
-/** Checks a service token; throws 401 (401002) unless it is a valid token of a policy holding one of `needs`. */
+/**
+ * Checks a service token; throws 401 (401002) unless it is a valid token of a policy holding one of `needs`, or,
+ * with `--oauth basic`, a Microsoft Entra ID token for the provisioning service's audience (full rights, as the
+ * Device Provisioning Service Data Contributor role gives; `ProvisioningServiceClient.fromTokenCredential`).
+ */
 export function authorizeService(
   policies: DpsPolicy[],
   hostName: string,
   header: string | undefined,
   needs: DpsRight[],
+  oauth?: OAuthMode,
 ): void {
+  if (isBearer(header)) {
+    try {
+      authenticateBearer(header!, oauth, Date.now() / 1000, PROVISIONING_AUDIENCES);
+      return;
+    } catch (err) {
+      if (err instanceof HubError) throw dpsUnauthorized(err.message);
+      throw err;
+    }
+  }
   const token = parseToken(header);
   if (token.se < Date.now() / 1000) throw dpsUnauthorized("The SharedAccessSignature has expired");
   const host = token.sr

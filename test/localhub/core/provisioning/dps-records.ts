@@ -42,4 +42,3 @@ export const DPS_SETTINGS_KEY = "dps:settings";
 export const enrollmentKey = (registrationId: string): string => `dps:enrollment:${registrationId.toLowerCase()}`;
 export const groupKey = (groupId: string): string => `dps:group:${groupId.toLowerCase()}`;
 export const registrationKey = (registrationId: string): string => `dps:registration:${registrationId.toLowerCase()}`;
-export const isProvisioningKey = (key: string): boolean => key.startsWith("dps:");

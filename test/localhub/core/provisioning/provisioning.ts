@@ -5,6 +5,7 @@
  */
 import { X509Certificate, randomBytes } from "node:crypto";
 import type { Store } from "../../store/store";
+import type { OAuthMode } from "../bearer";
 import type { Durability } from "../durability";
 import type { Identities } from "../identities";
 import { generateKey } from "../policies";
@@ -71,8 +72,8 @@ export class Provisioning {
     return `HostName=${this.hostName};SharedAccessKeyName=${owner.keyName};SharedAccessKey=${owner.primaryKey}`;
   }
 
-  authorizeService(header: string | undefined, needs: DpsRight[]): void {
-    authorizeService(this.settings.policies, this.hostName, header, needs);
+  authorizeService(header: string | undefined, needs: DpsRight[], oauth?: OAuthMode): void {
+    authorizeService(this.settings.policies, this.hostName, header, needs, oauth);
   }
 
   /** True when `scope` is this service's ID scope (case-insensitively, as Azure reads it). */

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
+import { ENABLE_OAUTH_HINT, OAuthMode, isBearer } from "../../core/bearer";
 import type { HubCore } from "../../core/hub-core";
 import { DpsError, asDpsError, dpsBadRequest } from "../../core/provisioning/dps-errors";
 import { parseJson, readBody } from "../rest/body";
@@ -30,7 +31,11 @@ export function isProvisioningRequest(req: IncomingMessage): boolean {
   return segments !== undefined && segments.length > 0 && isProvisioningPath(segments);
 }
 
-export function createProvisioningHandler(core: HubCore, log: (line: string) => void) {
+export function createProvisioningHandler(
+  core: HubCore,
+  log: (line: string) => void,
+  options: { oauth?: OAuthMode } = {},
+) {
   const dps = core.provisioning;
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = process.hrtime.bigint();
@@ -46,7 +51,10 @@ export function createProvisioningHandler(core: HubCore, log: (line: string) => 
       const found = dpsRoute(dps, method, segments, url.searchParams.get("api-version") ?? "");
       if (found === undefined) throw new DpsError(404, 404000, `No such resource: ${method} ${pathname}`);
       if (found === null) throw new DpsError(405, 405000, `${method} is not supported on ${pathname}`);
-      if (found.needs) dps.authorizeService(req.headers.authorization, found.needs);
+      if (found.needs && !options.oauth && isBearer(req.headers.authorization)) {
+        log(`a bearer token (Microsoft Entra ID) was refused by the provisioning service: ${ENABLE_OAUTH_HINT}`);
+      }
+      if (found.needs) dps.authorizeService(req.headers.authorization, found.needs, options.oauth);
       if (!found.hasBody) req.resume();
       const body = found.hasBody ? parseJson(await readBody(req)) : {};
       const ifMatch = req.headers["if-match"];

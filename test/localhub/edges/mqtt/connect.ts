@@ -61,6 +61,7 @@ export function onConnect(session: Session, packet: IConnectPacket): void {
       }
     } else {
       checkX509(core.identities.find(deviceId, moduleId), session.peerCertificate(), deviceId);
+      session.authType = "x509";
     }
     if (!core.identities.find(deviceId, moduleId)) throw unauthorized("no such device or module");
     if (core.identities.find(deviceId)?.status === "disabled") throw unauthorized("device is disabled");

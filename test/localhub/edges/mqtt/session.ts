@@ -31,6 +31,8 @@ export const LIMITS = {
 export class Session {
   deviceId = "";
   moduleId: string | undefined;
+  /** How CONNECT authenticated it, as telemetry's `iothub-connection-auth-method` names it. */
+  authType: "sas" | "x509" = "sas";
   key = "";
   connected = false;
   cleanSession = false;

@@ -17,6 +17,7 @@ export async function onTelemetry(session: Session, packet: IPublishPacket): Pro
     event = await session.edge.core.telemetry.receive({
       deviceId: session.deviceId,
       moduleId: session.moduleId,
+      authType: session.authType,
       body: packet.payload as Buffer,
       propertyBag,
     });
