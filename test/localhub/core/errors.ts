@@ -2,10 +2,11 @@
  * The hub's errors, in the shape the real IoT Hub sends them: an HTTP status, a named code that the service SDK reads
  * from `Message` ("ErrorCode:<Name>;<text>"), and the numeric code the device SDK reads from MQTT twin responses.
  */
+// Numbered as the C# service SDK's enum Microsoft.Azure.Devices.Common.Exceptions.ErrorCode numbers them.
 const NUMERIC_CODES: Record<string, number> = {
   ArgumentInvalid: 400004,
   ArgumentNull: 400005,
-  InvalidProtocolVersion: 400008,
+  InvalidProtocolVersion: 400001,
   IotHubUnauthorizedAccess: 401002,
   TooManyModulesOnDevice: 403010,
   DeviceNotFound: 404001,
@@ -14,7 +15,8 @@ const NUMERIC_CODES: Record<string, number> = {
   NotFound: 404000,
   DeviceAlreadyExists: 409001,
   ModuleAlreadyExistsOnDevice: 409301,
-  PreconditionFailed: 412002,
+  PreconditionFailed: 412001,
+  DeviceMessageLockLost: 412002,
   RequestEntityTooLarge: 413002,
   ThrottlingException: 429001,
   ServerError: 500001,
