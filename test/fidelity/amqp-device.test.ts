@@ -88,6 +88,35 @@ describe.each(Object.keys(transports) as (keyof typeof transports)[])("%s", (nam
     expect(log.filter((line) => line.startsWith("AMQP CONNECT amqp-dev over")).length).toBe(connects);
   });
 
+  it("a device connects with a token of a policy holding DeviceConnect (skn=device), as on Azure", async () => {
+    const policy = hub.core.policies.find("device")!;
+    const token = createSasToken(
+      "localhost/devices/amqp-dev",
+      policy.primaryKey,
+      Math.floor(Date.now() / 1000) + 600,
+      "device",
+    );
+    const client = Client.fromSharedAccessSignature(token, transport);
+    clients.push(client);
+    await client.open();
+    await client.sendEvent(new Message("with the device policy"));
+    // The registry policy grants no DeviceConnect: refused.
+    const registryPolicy = hub.core.policies.find("registryRead")!;
+    const refused = Client.fromSharedAccessSignature(
+      createSasToken(
+        "localhost/devices/amqp-dev",
+        registryPolicy.primaryKey,
+        Math.floor(Date.now() / 1000) + 600,
+        "registryRead",
+      ),
+      transport,
+    );
+    clients.push(refused);
+    await refused.open();
+    const err = await refused.sendEvent(new Message("refused")).catch((e: Error) => e);
+    expect((err as Error).name).toBe("UnauthorizedError");
+  });
+
   it("a second connection of the same device replaces the first, as on MQTT", async () => {
     // The transport alone: a Client would reconnect at once, as its retry policy says.
     const first = new transport(
