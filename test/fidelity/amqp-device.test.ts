@@ -3,6 +3,7 @@
  * with the audience the SDK writes (its token's `sr`, URL-encoded: azure-iot-device-amqp amqp.js), renewal on the
  * same connection, X.509 client certificates instead of CBS, one connection per identity, connection state.
  */
+import { EventHubConsumerClient, ReceivedEventData, earliestEventPosition } from "@azure/event-hubs";
 import { Registry } from "azure-iothub";
 import { Client, Message, ModuleClient, SharedAccessKeyAuthenticationProvider } from "azure-iot-device";
 import { Amqp, AmqpWs } from "azure-iot-device-amqp";
@@ -16,6 +17,8 @@ let registry: Registry;
 let ca: ClientCertificate;
 const log: string[] = [];
 const clients: { close(): Promise<unknown> }[] = [];
+let consumer: EventHubConsumerClient;
+const events: ReceivedEventData[] = [];
 
 beforeAll(async () => {
   const dataDir = tempDir();
@@ -24,16 +27,29 @@ beforeAll(async () => {
   registry = Registry.fromConnectionString(hub.connectionString);
   await registry.create({ deviceId: "amqp-dev" });
   await registry.addModule({ deviceId: "amqp-dev", moduleId: "amqp-mod" });
+  consumer = new EventHubConsumerClient("$Default", hub.eventHubConnectionString());
+  consumer.subscribe(
+    { processEvents: (batch) => Promise.resolve(void events.push(...batch)), processError: () => Promise.resolve() },
+    { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 },
+  );
 });
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
 });
-afterAll(() => {
+afterAll(async () => {
   if (process.env.DUMP_LOG) console.log(log.join("\n"));
-  return hub.stop();
+  await consumer.close();
+  await hub.stop();
 });
 
 const transports = { Amqp, AmqpWs };
+/** The telemetry these devices sent, as a backend reads it back, once there is an event from each. */
+async function eventsFrom(deviceIds: string[]): Promise<ReceivedEventData[]> {
+  const mine = () =>
+    events.filter((e) => deviceIds.includes(String(e.systemProperties?.["iothub-connection-device-id"])));
+  await eventually(() => mine().length >= deviceIds.length, `an event from each of ${deviceIds.join(", ")}`);
+  return mine();
+}
 const connectionState = async (deviceId: string) => (await registry.get(deviceId)).responseBody.connectionState;
 
 function deviceClient(connectionString: string, transport: typeof Amqp): Client {
@@ -164,6 +180,11 @@ describe.each(Object.keys(transports) as (keyof typeof transports)[])("%s", (nam
     await open(`${name}-x509`, own);
     await open(`${name}-ca`, await certificate(`${name}-ca`, ca));
     expect(await connectionState(`${name}-x509`)).toBe("Connected");
+    // Stamped as certificate-authenticated, as MQTT and HTTPS stamp the same device ("Create and read IoT Hub messages").
+    const stamps = (await eventsFrom([`${name}-x509`, `${name}-ca`])).map((e) =>
+      JSON.parse(String(e.systemProperties!["iothub-connection-auth-method"])),
+    );
+    expect(stamps).toEqual([expect.objectContaining({ type: "x509" }), expect.objectContaining({ type: "x509" })]);
     const stranger = await open(`${name}-x509`, await certificate(`${name}-x509`)).catch((e: Error) => e);
     expect((stranger as Error).name).toBe("UnauthorizedError");
   });

@@ -173,6 +173,11 @@ export class ConnectionGrants {
     );
   }
 
+  /** How the connection authenticated `identity`, as telemetry's `iothub-connection-auth-method` names it. */
+  authTypeOf(identity: DeviceIdentity): "sas" | "x509" {
+    return this.certified.some((c) => sameIdentity(c, identity)) ? "x509" : "sas";
+  }
+
   /** An X.509 identity named by a link: its certificate must be the one this TLS connection presented. */
   private certify(identity: DeviceIdentity): boolean {
     const peer = this.context?.peer();

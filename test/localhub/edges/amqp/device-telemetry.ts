@@ -50,7 +50,12 @@ export function telemetryReceiver(context: LinkContext, link: Receiver, target: 
         const identity = state.grants.requireIdentity(target.address);
         const body = bodyBytes(message.body);
         const propertyBag = propertyBagOf(message);
-        const logged = await deps.core.telemetry.receive({ ...identity, body, propertyBag });
+        const logged = await deps.core.telemetry.receive({
+          ...identity,
+          authType: state.grants.authTypeOf(identity),
+          body,
+          propertyBag,
+        });
         if (!delivery.remote_settled) delivery.accept();
         deps.log(
           `AMQP TELEMETRY ${key} ${body.length} bytes -> partition ${logged.partition} #${logged.sequenceNumber}`,
