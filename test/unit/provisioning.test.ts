@@ -71,7 +71,7 @@ it(`refuses enrollment group ${MAX_ENROLLMENT_GROUPS + 1} with 403 and keeps the
   expect([...core.provisioning.enrollments.all("enrollment-group")]).toHaveLength(MAX_ENROLLMENT_GROUPS);
 });
 
-it("refuses odd ids and attestations with 400 naming the field", async () => {
+it("refuses odd ids, attestations and allocation policies with 400 naming the field; keeps a served policy", async () => {
   const put = (id: string, body: unknown) => core.provisioning.enrollments.put("enrollment", id, body, undefined);
   await expect(put("-starts-with-a-dash", { attestation: { type: "symmetricKey" } })).rejects.toThrow(/registrationId/);
   await expect(put("ok", { attestation: { type: "tpm" } })).rejects.toThrow(/TPM/);
@@ -82,6 +82,11 @@ it("refuses odd ids and attestations with 400 naming the field", async () => {
   await expect(
     put("ok", { attestation: { type: "symmetricKey" }, initialTwin: { tags: { "a.b": 1 } } }),
   ).rejects.toThrow(/initialTwin/);
+  await expect(put("ok", { attestation: { type: "symmetricKey" }, allocationPolicy: "custom" })).rejects.toThrow(
+    /custom/,
+  );
+  const kept = await put("geo", { attestation: { type: "symmetricKey" }, allocationPolicy: "geoLatency" });
+  expect(kept.allocationPolicy).toBe("geoLatency");
 });
 
 async function enrol(registrationId: string) {

@@ -141,7 +141,7 @@ export class Enrollments {
     json.reprovisionPolicy = { ...checkReprovisionPolicy(body.reprovisionPolicy) };
     json.createdDateTimeUtc = existing ? existing.json.createdDateTimeUtc : now;
     json.lastUpdatedDateTimeUtc = now;
-    json.allocationPolicy = "hashed";
+    json.allocationPolicy = checkAllocationPolicy(body.allocationPolicy);
     json.iotHubs = [this.hostName];
     const record: EnrollmentRecord = {
       kind,
@@ -162,6 +162,14 @@ export class Enrollments {
     this.records[kind].delete(key);
     this.store.put(key, null);
   }
+}
+
+/** Every policy but custom picks among the linked hubs, and there is one: this hub. Custom needs a webhook. */
+function checkAllocationPolicy(value: unknown): string {
+  if (value === undefined || value === null) return "hashed";
+  if (value === "hashed" || value === "geoLatency" || value === "static") return value;
+  if (value === "custom") throw dpsBadRequest("allocationPolicy 'custom' (a webhook) is not served by the local hub");
+  throw dpsBadRequest("allocationPolicy must be 'hashed', 'geoLatency', 'static' or 'custom'");
 }
 
 const keyOf = (kind: EnrollmentKind, id: string) => (kind === "enrollment" ? enrollmentKey(id) : groupKey(id));
