@@ -13,8 +13,14 @@ import {
   attach,
   begin,
   closedWithin,
+  bool,
+  described,
   detach,
   expectAmqpServed,
+  frame,
+  list,
+  nul,
+  uint,
 } from "../helpers/amqp-raw";
 import { ProtocolHub, expectStillServed, startProtocolHub } from "../helpers/raw";
 
@@ -129,6 +135,29 @@ describe(`a connection without SASL and OPEN within the limit (${OPEN_TIMEOUT_MS
   it("is not dropped once it has opened", async () => {
     const client = await (await amqpOverTls(hub.hub)).opened();
     expect(await closedWithin(client, OPEN_TIMEOUT_MS + 500)).toBe(false);
+    client.end();
+  });
+});
+
+describe("a session the client has ended", () => {
+  it("settlements and credit the client still sends on its channel are dropped, not the connection", async () => {
+    const client = await (await amqpOverTls(hub.hub)).opened();
+    const sessions = () => client.frames.filter((f) => f.code === 0x11).length;
+    client.write(begin(0));
+    await client.next(0x11);
+    client.write(frame(described(0x17, list([])), { channel: 0 }));
+    await client.next(0x17);
+    // What the Event Hubs client sends while it closes: the settlement of a delivery it already had, then credit.
+    const accepted = described(0x24, list([]));
+    client.write(
+      frame(described(0x15, list([bool(true), uint(0), nul(), bool(true), accepted])), { channel: 0 }),
+      frame(described(0x13, list([uint(0), uint(100), uint(0), uint(100)])), { channel: 0 }),
+      begin(1),
+    );
+    const deadline = Date.now() + 5000;
+    while (sessions() < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(sessions()).toBe(2);
+    expect(client.frames.some((f) => f.code === 0x18)).toBe(false);
     client.end();
   });
 });

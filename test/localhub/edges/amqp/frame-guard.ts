@@ -34,8 +34,8 @@ export interface GuardedFrame {
 export interface FrameGuardHooks {
   /** Bytes rhea may read: protocol headers and whole, checked frames. */
   forward(bytes: Buffer): void;
-  /** A checked AMQP frame, before rhea sees it; a Refusal stops the connection instead. */
-  inspect?(frame: GuardedFrame): Refusal | undefined;
+  /** A checked AMQP frame, before rhea sees it; a Refusal stops the connection, "discard" skips the frame. */
+  inspect?(frame: GuardedFrame): Refusal | "discard" | undefined;
   /** Called once, when the guard stops reading; nothing more is forwarded after it. */
   refuse(refusal: Refusal, phase: "header" | "sasl" | "amqp"): void;
 }
@@ -133,12 +133,13 @@ export class FrameGuard {
     if (available < size) return 0;
     const frame = this.pending.subarray(at, at + size);
     const refusal = this.check(frame, doff * 4);
+    if (refusal === "discard") return size;
     if (refusal) return this.stop(refusal);
     this.hooks.forward(Buffer.from(frame));
     return size;
   }
 
-  private check(frame: Buffer, bodyAt: number): Refusal | undefined {
+  private check(frame: Buffer, bodyAt: number): Refusal | "discard" | undefined {
     if (bodyAt === frame.length) return undefined; // an empty frame: a heartbeat
     const type = frame[5];
     const channel = frame.readUInt16BE(6);
