@@ -68,7 +68,9 @@ const startReceiver = (moduleConnection: string) =>
 
       await page.type("#new-device-id", DEVICE);
       await page.click("#create-device");
-      await page.waitForSelector(`[data-key="${DEVICE}"]`);
+      // The live list can show the new device before the page has selected it and opened its details.
+      await page.waitForSelector(`[data-key="${DEVICE}"].selected`);
+      await page.waitForSelector("#create-module", { visible: true });
       await page.type("#new-module-id", MODULE);
       await page.click("#create-module");
       await page.waitForSelector(`[data-key="${DEVICE}/${MODULE}"].selected`);
