@@ -9,6 +9,7 @@ import { Client, Message, ModuleClient, SharedAccessKeyAuthenticationProvider } 
 import { Amqp, AmqpWs } from "azure-iot-device-amqp";
 import type { Hub } from "../localhub";
 import { eventually, moduleConnectionString, startTestHub } from "../helpers/hub";
+import { message } from "../helpers/messages";
 
 let hub: Hub;
 let registry: Registry;
@@ -54,12 +55,6 @@ async function open<T extends Client | ModuleClient>(client: T): Promise<T> {
   await client.open();
   return client;
 }
-
-const message = (body: string, fields: Partial<Message> = {}, properties: Record<string, string> = {}) => {
-  const m = Object.assign(new Message(body), fields);
-  for (const [key, value] of Object.entries(properties)) m.properties.add(key, value);
-  return m;
-};
 
 describe.each([
   ["Amqp", Amqp],

@@ -3,12 +3,12 @@
  * MQTT over WebSockets, feedback read back with getFeedbackReceiver().
  */
 import { AmqpWs, Registry, Client as ServiceClient } from "azure-iothub";
-import { Client as DeviceClient, Message } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
 import * as tls from "node:tls";
 import * as mqttPacket from "mqtt-packet";
 import { createSasToken, MAX_MESSAGES_PER_DEVICE } from "../localhub";
 import { eventually, moduleConnectionString } from "../helpers/hub";
+import { completingDevice, message } from "../helpers/messages";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 
 let running: MessagingHub;
@@ -34,22 +34,10 @@ async function newDevice(deviceId: string): Promise<string> {
 
 /** A device client collecting what it receives (it completes each message, as a device app does). */
 async function openDevice(connectionString: string, transport: unknown = Mqtt) {
-  const client = DeviceClient.fromConnectionString(connectionString, transport);
-  const received: Message[] = [];
-  client.on("message", (message: Message) => {
-    received.push(message);
-    void client.complete(message);
-  });
+  const { client, received } = completingDevice(connectionString, transport);
   closers.push(() => client.close());
   await client.open();
   return { client, received };
-}
-
-function message(body: string | Buffer, fields: Partial<Message> = {}, properties: Record<string, string> = {}) {
-  const result = new Message(body);
-  Object.assign(result, fields);
-  for (const [key, value] of Object.entries(properties)) result.properties.add(key, value);
-  return result;
 }
 
 /** Feedback records as the service SDK hands them over, collected from the first getFeedbackReceiver() call. */

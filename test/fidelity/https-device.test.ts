@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ClientCertificate, certificate } from "../helpers/client-certificates";
 import { eventually, identityToken, moduleConnectionString, rawRequest, tempDir } from "../helpers/hub";
+import { message } from "../helpers/messages";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 
 const API = "?api-version=2021-04-12";
@@ -52,13 +53,6 @@ function httpDevice(connectionString: string): DeviceClient {
   const client = DeviceClient.fromConnectionString(connectionString, Http);
   closers.push(() => client.close());
   return client;
-}
-
-function message(body: string, fields: Partial<Message> = {}, properties: Record<string, string> = {}): Message {
-  const result = new Message(body);
-  Object.assign(result, fields);
-  for (const [key, value] of Object.entries(properties)) result.properties.add(key, value);
-  return result;
 }
 
 /** Every event of `deviceId` in the log, once `count` have arrived. */

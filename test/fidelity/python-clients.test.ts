@@ -8,8 +8,8 @@ import { spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import * as path from "node:path";
 import { Client as DeviceClient, Message } from "azure-iot-device";
-import { Mqtt } from "azure-iot-device-mqtt";
 import { eventually, moduleConnectionString, policyToken } from "../helpers/hub";
+import { completingDevice } from "../helpers/messages";
 import { runProcess } from "../helpers/processes";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 
@@ -67,12 +67,7 @@ afterAll(() => running.stop());
 
 async function openDevice(deviceId: string): Promise<{ client: DeviceClient; received: Message[] }> {
   await running.hub.core.identities.putDevice(deviceId, { deviceId }, undefined);
-  const client = DeviceClient.fromConnectionString(moduleConnectionString(running.hub, deviceId), Mqtt);
-  const received: Message[] = [];
-  client.on("message", (message: Message) => {
-    received.push(message);
-    void client.complete(message);
-  });
+  const { client, received } = completingDevice(moduleConnectionString(running.hub, deviceId));
   closers.push(() => client.close());
   await client.open();
   return { client, received };

@@ -10,9 +10,8 @@
  *   Azure/azure-iot-explorer src/app/constants/apiConstants.ts).
  */
 import { Registry } from "azure-iothub";
-import { Client as DeviceClient, Message } from "azure-iot-device";
-import { Mqtt } from "azure-iot-device-mqtt";
 import { eventually, moduleConnectionString, policyToken, rawRequest } from "../helpers/hub";
+import { completingDevice } from "../helpers/messages";
 import { MessagingHub, startMessagingHub } from "./messaging-hub";
 
 let running: MessagingHub;
@@ -29,12 +28,7 @@ afterEach(async () => {
 afterAll(() => running.stop());
 
 async function openDevice(deviceId: string) {
-  const client = DeviceClient.fromConnectionString(moduleConnectionString(running.hub, deviceId), Mqtt);
-  const received: Message[] = [];
-  client.on("message", (message: Message) => {
-    received.push(message);
-    void client.complete(message);
-  });
+  const { client, received } = completingDevice(moduleConnectionString(running.hub, deviceId));
   closers.push(() => client.close());
   await client.open();
   return received;

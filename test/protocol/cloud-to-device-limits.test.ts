@@ -6,10 +6,10 @@
  */
 import * as path from "node:path";
 import { Client as ServiceClient } from "azure-iothub";
-import { Client as DeviceClient, Message } from "azure-iot-device";
-import { Mqtt } from "azure-iot-device-mqtt";
+import { Message } from "azure-iot-device";
 import { type CloudToDeviceMessage, JournalStore } from "../localhub";
 import { eventually, moduleConnectionString, tempDir } from "../helpers/hub";
+import { completingDevice, message } from "../helpers/messages";
 import { ProtocolHub, createDevice, startProtocolHub } from "../helpers/raw";
 import { expectSdkClientsServed, redirectSdks } from "../helpers/sdk-probe";
 
@@ -28,12 +28,7 @@ async function start(dataDir?: string): Promise<ProtocolHub> {
 
 /** The probe device over the SDK's MQTT transport, collecting (and completing) what it receives. */
 async function openProbe(hub: ProtocolHub): Promise<Message[]> {
-  const client = DeviceClient.fromConnectionString(moduleConnectionString(hub.hub, "probe"), Mqtt);
-  const received: Message[] = [];
-  client.on("message", (message: Message) => {
-    received.push(message);
-    void client.complete(message);
-  });
+  const { client, received } = completingDevice(moduleConnectionString(hub.hub, "probe"));
   closers.unshift(() => client.close());
   await client.open();
   return received;
@@ -49,13 +44,6 @@ function service(hub: ProtocolHub): ServiceClient {
   const client = ServiceClient.fromConnectionString(hub.hub.connectionString);
   closers.unshift(() => client.close());
   return client;
-}
-
-function message(body: string, fields: Partial<Message> = {}, properties: Record<string, string> = {}): Message {
-  const result = new Message(body);
-  Object.assign(result, fields);
-  for (const [key, value] of Object.entries(properties)) result.properties.add(key, value);
-  return result;
 }
 
 describe("refused at send, never queued, and the device keeps receiving", () => {
