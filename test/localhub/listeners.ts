@@ -71,7 +71,6 @@ function rememberPresentedChain(socket: tls.TLSSocket): void {
  * connections pile up until the process runs out of file descriptors.
  */
 function dropFailedHandshakes(server: tls.Server, log: (line: string) => void): void {
-  server.on("secureConnection", rememberPresentedChain);
   server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
     // A client that does not trust our CA aborts the handshake: its error to report. Timeouts are ours to mention.
     if (err.code === "ERR_TLS_HANDSHAKE_TIMEOUT") {
@@ -109,6 +108,7 @@ export function createHttpsServer(
   // short server timeout races with that reuse ("socket hang up").
   server.keepAliveTimeout = 240_000;
   dropFailedHandshakes(server, log);
+  server.on("secureConnection", rememberPresentedChain);
   return server;
 }
 
@@ -145,6 +145,7 @@ export function createTlsServer(
     onSocket,
   );
   dropFailedHandshakes(server, log);
+  server.on("secureConnection", rememberPresentedChain);
   return server;
 }
 
