@@ -10,13 +10,13 @@ import { Amqp as ProvisioningAmqp, AmqpWs as ProvisioningAmqpWs } from "azure-io
 import { Client as DeviceClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import type { Hub } from "../localhub";
-import { startTestHub } from "../helpers/hub";
-import { symmetricKeyRegistration } from "../helpers/provisioning";
+import { startTestHub, tempDir } from "../helpers/hub";
+import { POLL_NOW, symmetricKeyRegistration } from "../helpers/provisioning";
 
 let hub: Hub;
 let service: ProvisioningServiceClient;
 beforeAll(async () => {
-  hub = await startTestHub();
+  hub = await startTestHub(tempDir(), POLL_NOW);
   service = ProvisioningServiceClient.fromConnectionString(hub.provisioning.connectionString);
 });
 afterAll(() => hub.stop());

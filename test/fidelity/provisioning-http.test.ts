@@ -11,14 +11,14 @@ import { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import { Http as ProvisioningHttp } from "azure-iot-provisioning-device-http";
 import { Client as DeviceClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import { createSasToken, type Hub } from "../localhub";
-import { rawRequest, startTestHub } from "../helpers/hub";
-import { symmetricKeyRegistration } from "../helpers/provisioning";
+import { createSasToken, setPortMap, type Hub } from "../localhub";
+import { rawRequest, startTestHub, tempDir } from "../helpers/hub";
+import { POLL_NOW, symmetricKeyRegistration } from "../helpers/provisioning";
 
 let hub: Hub;
 let service: ProvisioningServiceClient;
 beforeAll(async () => {
-  hub = await startTestHub();
+  hub = await startTestHub(tempDir(), POLL_NOW);
   service = ProvisioningServiceClient.fromConnectionString(hub.provisioning.connectionString);
 });
 afterAll(() => hub.stop());
@@ -291,4 +291,38 @@ it("answers a device's registration status lookup (POST /{scope}/registrations/{
   const refused = await rawRequest("POST", path, { authorization: token.replace(/sig=[^&]+/, "sig=AAAA"), body: "{}" });
   expect(refused.status).toBe(401);
   expect(refused.headers["x-ms-error-code"]).toBe("401002");
+}, 30_000);
+
+it("tells a registering device to poll after retry-after seconds: what HubOptions say, 1 by default", async () => {
+  const enrollment = (
+    await service.createOrUpdateIndividualEnrollment({
+      registrationId: "poll-now",
+      attestation: { type: "symmetricKey" },
+    } as never)
+  ).responseBody;
+  const { idScope } = hub.provisioning;
+  const token = createSasToken(
+    `${idScope}/registrations/poll-now`,
+    enrollment.attestation.symmetricKey!.primaryKey,
+    Math.floor(Date.now() / 1000) + 600,
+    "registration",
+  );
+  const answer = await rawRequest("PUT", `/${idScope}/registrations/poll-now/register?api-version=2019-03-31`, {
+    authorization: token,
+    body: JSON.stringify({ registrationId: "poll-now" }),
+  });
+  expect([answer.status, JSON.parse(answer.body).status, answer.headers["retry-after"]]).toEqual([
+    202,
+    "assigning",
+    "0",
+  ]);
+
+  // Another hub on this process's port map would take this hub's pooled connections: it is only asked, not called.
+  const byDefault = await startTestHub();
+  try {
+    expect(byDefault.core.provisioning.retryAfterSeconds).toBe(1);
+  } finally {
+    await byDefault.stop();
+    setPortMap(hub.redirects);
+  }
 }, 30_000);

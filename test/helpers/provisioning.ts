@@ -26,3 +26,6 @@ export function x509Registration(
   const security = new X509Security(registrationId, credentials) as unknown as Security;
   return ProvisioningDeviceClient.create("localhost", idScope, transport, security);
 }
+
+/** Hub options for provisioning tests: `retry-after: 0`, which the SDKs read as "poll now" (default 1). */
+export const POLL_NOW = { provisioning: { retryAfterSeconds: 0 } };

@@ -70,6 +70,11 @@ export interface HubOptions {
    * edges/amqp/limits.ts (amqpOpenTimeoutMs: the wait for SASL and OPEN).
    */
   limits?: { tlsHandshakeMs?: number; connectTimeoutMs?: number; amqpOpenTimeoutMs?: number };
+  /**
+   * The provisioning service's `retry-after`: how long an `assigning` answer tells a device to wait before it polls, in
+   * whole seconds. Default 1 (Azure usually says 3); 0, which the SDKs read as "poll now", suits tests.
+   */
+  provisioning?: { retryAfterSeconds?: number };
 }
 
 export interface Hub {
@@ -110,6 +115,10 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
   const log = options.log ?? (() => {});
   const handshakeMs = options.limits?.tlsHandshakeMs ?? DEFAULT_TLS_HANDSHAKE_MS;
   const ports = { https: options.httpsPort ?? STANDARD_PORTS.https, mqtt: options.mqttPort ?? STANDARD_PORTS.mqtt };
+  const retryAfter = options.provisioning?.retryAfterSeconds;
+  if (retryAfter !== undefined && !(Number.isInteger(retryAfter) && retryAfter >= 0)) {
+    throw new Error(`provisioning.retryAfterSeconds must be a whole number of seconds, 0 or more: ${retryAfter}`);
+  }
   const tlsFiles = await ensureCertificates(dataDir);
 
   // Bind the ports before touching the state: a second hub on the same directory fails here, harmlessly.
@@ -216,6 +225,7 @@ export async function startHub(options: HubOptions = {}): Promise<Hub> {
     throw err;
   }
   core.provisioning.useClientCas(loadNamedClientCas(dataDir));
+  if (retryAfter !== undefined) core.provisioning.retryAfterSeconds = retryAfter;
   amqp.serve({ core, log });
   const faults = new Faults(log);
   const mqtt = new MqttEdge(core, log, { connectTimeoutMs: options.limits?.connectTimeoutMs }, faults);

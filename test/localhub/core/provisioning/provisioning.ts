@@ -18,7 +18,7 @@ import { dpsNotFound } from "./dps-errors";
 import { DPS_SETTINGS_KEY, DpsRight, DpsSettings } from "./dps-records";
 import { checkRegistrationId } from "./enrollment-fields";
 import { Enrollments } from "./enrollments";
-import { Operation, Registrations } from "./registrations";
+import { Operation, REGISTRATION_RETRY_AFTER_SECONDS, Registrations } from "./registrations";
 
 export const PROVISIONING_OWNER_POLICY = "provisioningserviceowner";
 
@@ -31,6 +31,8 @@ export class Provisioning {
   private readonly settings: DpsSettings;
   /** The hub's client CAs by file name without extension, for groups that name one in `caReferences`. */
   private clientCas = new Map<string, X509Certificate>();
+  /** What an `assigning` answer tells the device to wait before it polls, in whole seconds (HubOptions). */
+  retryAfterSeconds = REGISTRATION_RETRY_AFTER_SECONDS;
 
   constructor(
     store: Store<StoredRecord>,

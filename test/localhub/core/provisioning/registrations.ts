@@ -22,8 +22,9 @@ import { newDpsEtag, pageOf } from "./enrollments";
 export const MAX_REGISTRATIONS = 10_000;
 export const MAX_REGISTRATION_PAYLOAD_BYTES = 4 * 1024;
 /**
- * What the `assigning` answer tells the device to wait before it polls, in seconds. Azure's answers usually say 3;
- * the hub has assigned already when it answers, so 1 keeps local runs quick.
+ * What the `assigning` answer tells the device to wait before it polls, in seconds, unless HubOptions say otherwise.
+ * Azure's answers usually say 3; the hub has assigned already when it answers, so 1 keeps local runs quick (and 0,
+ * which the SDKs take as "poll now", keeps tests quicker still).
  */
 export const REGISTRATION_RETRY_AFTER_SECONDS = 1;
 

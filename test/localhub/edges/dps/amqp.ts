@@ -13,7 +13,7 @@ import { parseBoundedJson } from "../../core/json-depth";
 import type { HubCore } from "../../core/hub-core";
 import type { DeviceCredentials } from "../../core/provisioning/attestation";
 import { DpsError, asDpsError, dpsBadRequest } from "../../core/provisioning/dps-errors";
-import { Operation, REGISTRATION_RETRY_AFTER_SECONDS } from "../../core/provisioning/registrations";
+import type { Operation } from "../../core/provisioning/registrations";
 import type { LinkContext, LinkHandler } from "../amqp/server";
 import { msSince } from "../timing";
 
@@ -124,7 +124,7 @@ async function answer(
       application_properties: {
         "iotdps-operation-type": operationType,
         "iotdps-status": operation.status,
-        ...(operation.status === "assigning" ? { "retry-after": String(REGISTRATION_RETRY_AFTER_SECONDS) } : {}),
+        ...(operation.status === "assigning" ? { "retry-after": String(dps.retryAfterSeconds) } : {}),
       },
       body: amqpMessage.data_section(Buffer.from(JSON.stringify(operation))) as unknown,
     });

@@ -9,7 +9,6 @@ import type { IConnectPacket, Packet } from "mqtt-packet";
 import { parseBoundedJson } from "../../core/json-depth";
 import type { DeviceCredentials } from "../../core/provisioning/attestation";
 import { DpsError, asDpsError, dpsBadRequest } from "../../core/provisioning/dps-errors";
-import { REGISTRATION_RETRY_AFTER_SECONDS } from "../../core/provisioning/registrations";
 import type { Session } from "../mqtt/session";
 import { splitTopic } from "../mqtt/topics";
 import { msSince } from "../timing";
@@ -100,7 +99,7 @@ async function onProvisioningPacket(session: Session, packet: Packet, registrati
     if (path === "$dps/registrations/PUT/iotdps-register") {
       const request = parseBoundedJson(packet.payload.toString() || "{}", "the registration request");
       const operation = await dps.register(idScope, registrationId, request, credentials);
-      topic = `$dps/registrations/res/202/?$rid=${rid}&retry-after=${REGISTRATION_RETRY_AFTER_SECONDS}`;
+      topic = `$dps/registrations/res/202/?$rid=${rid}&retry-after=${dps.retryAfterSeconds}`;
       body = JSON.stringify(operation);
     } else {
       const operationId = query.get("operationId");

@@ -7,7 +7,6 @@ import type { DeviceCredentials } from "../../core/provisioning/attestation";
 import { dpsInvalidApiVersion } from "../../core/provisioning/dps-errors";
 import type { DpsRight } from "../../core/provisioning/dps-records";
 import type { Provisioning } from "../../core/provisioning/provisioning";
-import { REGISTRATION_RETRY_AFTER_SECONDS } from "../../core/provisioning/registrations";
 import type { Json } from "../../core/twin-document";
 
 /** What the service SDK sends (azure-iot-provisioning-service 1.11: 2021-10-01) and the earlier published ones. */
@@ -139,7 +138,7 @@ function deviceRoute(dps: Provisioning, method: string, segments: string[]): Dps
         return {
           status: 202,
           json: { ...operation },
-          headers: { "retry-after": String(REGISTRATION_RETRY_AFTER_SECONDS) },
+          headers: { "retry-after": String(dps.retryAfterSeconds) },
         };
       },
     };
