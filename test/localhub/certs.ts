@@ -9,7 +9,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { X509Certificate } from "node:crypto";
-import { generate } from "selfsigned";
 
 export interface TlsFiles {
   caPath: string;
@@ -21,6 +20,10 @@ const DAY_MS = 86_400_000;
 const EC = { keyType: "ec", curve: "P-256", algorithm: "sha256" } as const;
 
 async function createCertificates(dir: string): Promise<void> {
+  // Loaded only here: selfsigned and its x509 library take about 0.1 s to load, and a hub whose directory already has
+  // its certificates (every start but the first, every test hub) never needs them.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, see above
+  const { generate } = require("selfsigned") as typeof import("selfsigned");
   const now = Date.now();
   const ca = await generate([{ name: "commonName", value: "IoT Hub module twin tutorial - local hub CA" }], {
     ...EC,
