@@ -1,13 +1,15 @@
 /**
  * Legal but heavy queries cannot starve other clients: each query runs in short slices and lets other work in
- * between, so a plain GET sent while twenty of them run is answered before they all finish.
+ * between, so a plain GET sent while ten of them run is answered before they all finish. Ten queries over 200 twins
+ * are about a second of work here: against a hub that evaluates each query whole (QUERY_SLICE_MS = 1e9), the GET then
+ * waits for all ten, and this test fails; it did at 100 twins too, so the margin is twofold.
  */
 import { Registry } from "azure-iothub";
 import { ProtocolHub, ownerToken, rest, startProtocolHub } from "../helpers/raw";
 import { expectSdkClientsServed, redirectSdks } from "../helpers/sdk-probe";
 
-const TWINS = 500;
-const QUERIES = 20;
+const TWINS = 200;
+const QUERIES = 10;
 /** 500 comparisons joined by 499 ORs: about 1,000 operators, none matching, so every twin is read and tested. */
 const HEAVY = `SELECT * FROM devices WHERE ${Array.from({ length: 500 }, (_, i) => `x=${i % 10}`).join(" OR ")}`;
 
@@ -26,7 +28,7 @@ beforeAll(async () => {
 });
 afterAll(() => hub.hub.stop());
 
-it("a GET sent while 20 heavy queries run is answered before they all finish", async () => {
+it("a GET sent while 10 heavy queries run is answered before they all finish", async () => {
   let finished = 0;
   const queries = Array.from({ length: QUERIES }, () =>
     rest(hub.hub, "POST", "/devices/query", {
