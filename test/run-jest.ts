@@ -56,7 +56,8 @@ async function main(): Promise<void> {
   const resultsFile = path.join(os.tmpdir(), `jest-summary-${process.pid}.json`);
   fs.rmSync(resultsFile, { force: true });
   const jest = await run(
-    [require.resolve("jest/bin/jest"), ...args.filter((arg) => arg !== "--typecheck")],
+    // The workers jest-light-runner forks inherit `--import tsx`: that is how they load the TypeScript tests.
+    ["--import", "tsx", require.resolve("jest/bin/jest"), ...args.filter((arg) => arg !== "--typecheck")],
     { ...process.env, NODE_EXTRA_CA_CERTS: caPath, JEST_SUMMARY_FILE: resultsFile },
     false,
   );
