@@ -109,7 +109,24 @@ const STANDARD_PORTS = { https: 443, mqtt: 8883, amqp: 5671 };
 /** Where HTTPS goes when 443 needs privileges: a normal Linux user cannot bind ports below 1024. */
 export const UNPRIVILEGED_HTTPS_PORT = 8443;
 
+/** Attempts at binding free ports (0) before a port taken in the meantime is reported. */
+const FREE_PORT_ATTEMPTS = 5;
+
 export async function startHub(options: HubOptions = {}): Promise<Hub> {
+  const freePorts = options.httpsPort === 0 || options.mqttPort === 0 || options.amqpPort === 0;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startHubOnce(options);
+    } catch (err) {
+      // A free port the system picked on 127.0.0.1 may be in use on ::1 (a client's own port, say): pick again. The
+      // state is opened only once every port is bound, so a failed attempt has touched nothing.
+      const taken = err instanceof PortError && err.code === "EADDRINUSE";
+      if (!(freePorts && taken && attempt < FREE_PORT_ATTEMPTS)) throw err;
+    }
+  }
+}
+
+async function startHubOnce(options: HubOptions): Promise<Hub> {
   const startedAtMs = Date.now();
   const dataDir = path.resolve(options.dataDir ?? ".localhub");
   const log = options.log ?? (() => {});
