@@ -7,8 +7,9 @@ module.exports = {
   // by tsx (test/run-jest.ts starts jest with `--import tsx`, which the workers inherit): the SDKs and the hub are
   // loaded once per worker instead of once per test file. Child processes, not threads: port-redirect.cjs patches
   // `net` for its whole process, and a test's process groups are killed when its worker exits. Jest's timeouts and
-  // `it.concurrent`, which the light runner leaves out, come from test/helpers/light-runner-setup.ts.
-  runner: "jest-light-runner/child-process",
+  // `it.concurrent`, which the light runner leaves out, come from test/helpers/light-runner-setup.ts; its workers are
+  // started by test/helpers/jest-runner.ts, which fixes how they get their settings.
+  runner: "<rootDir>/test/helpers/jest-runner.ts",
   setupFilesAfterEnv: ["<rootDir>/test/helpers/light-runner-setup.ts"],
   // Jest's own report, and the counts for test/run-jest.ts's closing line, which no failure's details can break.
   reporters: ["default", "<rootDir>/test/helpers/summary-reporter.cjs"],
