@@ -145,11 +145,11 @@ it("still reaches an AMQP device after its SAS token was renewed on the open con
   const { client } = await openEchoing("pump", undefined, Amqp);
   const renewals = () => logged.filter((line) => /AMQP CBS .* put-token pump for /.test(line)).length;
   const before = renewals();
-  // Tokens valid for 4 s, renewed 2 s before they expire: by the third renewal the first of them has expired.
+  // Tokens valid for 2 s, renewed 1 s before they expire: by the fourth renewal the first of them has expired.
   await (client as DeviceClient).setOptions({
-    tokenRenewal: { tokenValidTimeInSeconds: 4, tokenRenewalMarginInSeconds: 2 },
+    tokenRenewal: { tokenValidTimeInSeconds: 2, tokenRenewalMarginInSeconds: 1 },
   });
-  await eventually(() => renewals() >= before + 3, "three renewals", 15_000);
+  await eventually(() => renewals() >= before + 4, "four renewals", 15_000);
   expect((await service.invokeDeviceMethod("pump", echo("after renewal"))).result).toEqual({
     status: 200,
     payload: "after renewal",

@@ -49,8 +49,10 @@ async function newDevice(deviceId: string, body: object = { deviceId }): Promise
   return moduleConnectionString(running.hub, deviceId);
 }
 
+/** An Http device that polls for C2D messages every 100 ms (the SDK's receivePolicy; its default is 1 s). */
 function httpDevice(connectionString: string): DeviceClient {
   const client = DeviceClient.fromConnectionString(connectionString, Http);
+  void client.setOptions({ http: { receivePolicy: { interval: 0.1 } } });
   closers.push(() => client.close());
   return client;
 }
