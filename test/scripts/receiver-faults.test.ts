@@ -69,12 +69,14 @@ it("catches up after a dropped connection and after refused reconnects, missing 
     await setDesired({ mode: "eco" });
     await eventually(() => connects(3) > 0, "a refused reconnect", 20_000);
     await eventually(() => connects(0) > accepted, "the receiver to get in after the period", 30_000);
+    // The heading and the state it prints are two writes: wait for the state's closing brace too.
+    const caughtUp = () => receiver.stdout.slice(receiver.stdout.lastIndexOf("Desired properties caught up"));
     await eventually(
-      () => count(receiver.stdout, /Desired properties caught up/) > caughtUpBefore,
+      () => count(receiver.stdout, /Desired properties caught up/) > caughtUpBefore && /\n\}\n/.test(caughtUp()),
       `the catch-up (${printed()})`,
       20_000,
     );
-    const tail = receiver.stdout.slice(receiver.stdout.lastIndexOf("Desired properties caught up"));
+    const tail = caughtUp();
     expect(tail).toMatch(/"telemetryInterval": 300/);
     expect(tail).toMatch(/"mode": "eco"/);
 
