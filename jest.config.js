@@ -15,6 +15,7 @@ module.exports = {
   reporters: ["default", "<rootDir>/test/helpers/summary-reporter.cjs"],
   // Every test file starts its own hubs on ephemeral ports (test/helpers/hub.ts), so files run in parallel; only
   // test/scripts/machine-ports.test.ts binds 443 and 8883, and it is one file. Much of a test's time is spent waiting
-  // on sockets, timers and child processes, so even a 2-core machine runs four files at once with profit.
-  maxWorkers: 4,
+  // on sockets, timers and child processes, so even a 2-core machine runs five files at once with profit (the 40
+  // files of 4c8eb1f ran 4.5% faster with five workers than with four, in turn on this 2-core machine).
+  maxWorkers: 5,
 };
