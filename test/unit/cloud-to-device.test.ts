@@ -50,13 +50,16 @@ describe("CloudToDeviceQueue", () => {
     await queue.enqueue("dev1", { body: body("waiting"), messageId: "m2", properties: { a: "1" } });
     await queue.complete("dev1", done.lockToken);
     await store.close();
-    const reopened = new CloudToDeviceQueue(await JournalStore.open<CloudToDeviceRecord>(dir), devices);
+    const reopenedStore = await JournalStore.open<CloudToDeviceRecord>(dir);
+    const reopened = new CloudToDeviceQueue(reopenedStore, devices);
     expect(reopened.pendingFor("dev1").map((m) => [m.messageId, Buffer.from(m.body, "base64").toString()])).toEqual([
       ["m2", "waiting"],
     ]);
     expect(reopened.takeFeedback()?.records).toEqual([
       expect.objectContaining({ originalMessageId: "m1", statusCode: "Success", deviceGenerationId: "gen-dev1" }),
     ]);
+    reopened.close();
+    await reopenedStore.close();
   });
 
   it("drops an expired message and reports it to a sender that asked for negative feedback", async () => {
@@ -197,12 +200,14 @@ describe("CloudToDeviceQueue settlement (HTTPS and AMQP receive)", () => {
     await queue.complete("dev1", (await queue.receive("dev1"))!.lockToken);
     queue.close();
     await store.close();
-    const reopened = new CloudToDeviceQueue(await JournalStore.open<CloudToDeviceRecord>(dir), devices);
+    const reopenedStore = await JournalStore.open<CloudToDeviceRecord>(dir);
+    const reopened = new CloudToDeviceQueue(reopenedStore, devices);
     expect(reopened.pendingFor("dev1").map((m) => [m.messageId, m.deliveryCount])).toEqual([["m1", 1]]);
     expect(await reopened.receive("dev1")).toBeUndefined();
     expect(await reopened.complete("dev1", locked.lockToken)).toBe(true);
     expect(reopened.takeFeedback()?.records.map((r) => r.originalMessageId)).toEqual(["m2"]);
     reopened.close();
+    await reopenedStore.close();
   });
 });
 
