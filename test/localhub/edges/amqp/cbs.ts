@@ -7,7 +7,7 @@ import { types } from "rhea";
 import { HubError } from "../../core/errors";
 import { covers } from "../../core/sas";
 import { checkToken, scopeOf } from "./auth";
-import type { LinkContext, LinkHandler } from "./server";
+import type { LinkContext, LinkHandler } from "./link-context";
 
 /** Sends a request node's answer on the link the client named in reply_to (or any link reading from `node`). */
 export function reply(connection: Connection, request: Message, node: string, answer: Partial<Message>): void {

@@ -4,7 +4,7 @@
  */
 import type { Receiver, Sender } from "rhea";
 import { HubError } from "../../core/errors";
-import type { LinkContext } from "./server";
+import type { LinkContext } from "./link-context";
 
 /** Detaches a link with an AMQP error; the client's attach call fails with it. */
 export function refuse(context: LinkContext, link: Sender | Receiver, condition: string, description: string): void {

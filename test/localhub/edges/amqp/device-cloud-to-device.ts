@@ -9,7 +9,7 @@ import { message as amqpMessage, string_to_uuid } from "rhea";
 import type { CloudToDeviceMessage } from "../../core/cloud-to-device";
 import { conditionOf } from "./conditions";
 import type { DeviceLinkTarget } from "./device-routes";
-import type { LinkContext, LinkHandler } from "./server";
+import type { LinkContext, LinkHandler } from "./link-context";
 
 /** The message as IoT Hub hands it to an AMQP device: its properties, `iothub-ack` when asked, the body as data. */
 export function deviceboundMessage(message: CloudToDeviceMessage): Message {

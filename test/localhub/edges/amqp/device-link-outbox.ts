@@ -4,7 +4,7 @@
  */
 import type { Message, Sender } from "rhea";
 import { MAX_DEVICE_LINK_BACKLOG } from "./limits";
-import type { LinkContext } from "./server";
+import type { LinkContext } from "./link-context";
 
 export class DeviceLinkOutbox {
   private readonly waiting: Message[] = [];

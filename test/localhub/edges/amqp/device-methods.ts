@@ -16,8 +16,8 @@ import type { Json } from "../../core/twin-document";
 import { DeviceLinkOutbox } from "./device-link-outbox";
 import type { DeviceLinkTarget } from "./device-routes";
 import { bodyBytes } from "./devicebound";
-import { OVERSIZED } from "./server";
-import type { LinkContext, LinkHandler } from "./server";
+import { OVERSIZED } from "./incoming";
+import type { LinkContext, LinkHandler } from "./link-context";
 
 const METHOD_NAME = "IoThub-methodname";
 const METHOD_STATUS = "IoThub-status";

@@ -10,7 +10,7 @@ import { cloudToDeviceSender } from "./device-cloud-to-device";
 import { methodAnswerReceiver, methodCallSender } from "./device-methods";
 import { telemetryReceiver } from "./device-telemetry";
 import { twinReplySender, twinRequestReceiver } from "./device-twin";
-import type { LinkContext, LinkHandler } from "./server";
+import type { LinkContext, LinkHandler } from "./link-context";
 
 /** The link's identity, already authorized, and its address as the client wrote it (check it again per message). */
 export interface DeviceLinkTarget extends DeviceIdentity {

@@ -9,8 +9,8 @@ import { identityKey } from "../../core/records";
 import { conditionOf } from "./conditions";
 import type { DeviceLinkTarget } from "./device-routes";
 import { bodyBytes, idText } from "./devicebound";
-import { OVERSIZED } from "./server";
-import type { LinkContext, LinkHandler } from "./server";
+import { OVERSIZED } from "./incoming";
+import type { LinkContext, LinkHandler } from "./link-context";
 
 /** AMQP message properties and the MQTT property bag keys core/telemetry.ts reads them from. */
 const SYSTEM_PROPERTIES: [string, string][] = [

@@ -16,8 +16,8 @@ import { DeviceLinkOutbox } from "./device-link-outbox";
 import type { DeviceLinkTarget } from "./device-routes";
 import { bodyBytes } from "./devicebound";
 import { MAX_TWIN_REQUESTS_IN_FLIGHT } from "./limits";
-import { OVERSIZED } from "./server";
-import type { ConnectionState, LinkContext, LinkHandler } from "./server";
+import { OVERSIZED } from "./incoming";
+import type { ConnectionState, LinkContext, LinkHandler } from "./link-context";
 
 const CHANNEL = "com.microsoft:channel-correlation-id";
 const REPORTED = "/properties/reported";

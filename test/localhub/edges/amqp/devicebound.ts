@@ -9,8 +9,8 @@ import { badRequest } from "../../core/errors";
 import { cloudToDeviceTooLarge } from "../../core/cloud-to-device";
 import type { CloudToDeviceInput } from "../../core/cloud-to-device";
 import { conditionOf } from "./conditions";
-import { OVERSIZED } from "./server";
-import type { LinkContext, LinkHandler } from "./server";
+import { OVERSIZED } from "./incoming";
+import type { LinkContext, LinkHandler } from "./link-context";
 
 /** rhea gives a message id as a string, a number, or 16 bytes for a UUID (device telemetry uses it too). */
 export function idText(id: unknown): string | undefined {

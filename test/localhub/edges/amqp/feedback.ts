@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { Delivery, EventContext, Sender } from "rhea";
 import { message as amqpMessage } from "rhea";
-import type { LinkContext, LinkHandler } from "./server";
+import type { LinkContext, LinkHandler } from "./link-context";
 
 export const FEEDBACK_CONTENT_TYPE = "application/vnd.microsoft.iothub.feedback.json";
 

@@ -6,7 +6,7 @@
 import type { EventContext, Message } from "rhea";
 import { types } from "rhea";
 import { reply, statusProperties } from "./cbs";
-import type { LinkContext, LinkHandler } from "./server";
+import type { LinkContext, LinkHandler } from "./link-context";
 
 function answer(context: LinkContext, request: Message): { status: number; description: string; body?: unknown } {
   const { telemetry } = context.deps.core;

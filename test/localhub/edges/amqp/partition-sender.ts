@@ -9,7 +9,7 @@ import { HubError } from "../../core/errors";
 import type { EventPosition, LoggedEvent, PartitionInfo } from "../../core/telemetry";
 import { refuse } from "./conditions";
 import { encodeEvent } from "./encode-event";
-import type { LinkContext, LinkHandler } from "./server";
+import type { LinkContext, LinkHandler } from "./link-context";
 
 const SELECTOR = "apache.org:selector-filter:string";
 const RUNTIME_METRIC = "com.microsoft:enable-receiver-runtime-metric-name";

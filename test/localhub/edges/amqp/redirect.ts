@@ -5,7 +5,7 @@
  */
 import type { Sender } from "rhea";
 import { conditionOf, refuse } from "./conditions";
-import type { LinkContext } from "./server";
+import type { LinkContext } from "./link-context";
 
 export function redirectToEventHub(context: LinkContext, link: Sender, address: string): void {
   try {

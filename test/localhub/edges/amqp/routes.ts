@@ -14,7 +14,7 @@ import { feedbackSender } from "./feedback";
 import { managementNode } from "./management";
 import { partitionSender } from "./partition-sender";
 import { redirectToEventHub } from "./redirect";
-import type { LinkContext, LinkHandler } from "./server";
+import type { LinkContext, LinkHandler } from "./link-context";
 import { provisioningLink, registrationOf } from "../dps/amqp";
 
 /** Echoes the client's terminus, as a server that accepts the link does. */

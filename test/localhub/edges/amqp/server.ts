@@ -7,7 +7,6 @@ import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import { Connection, Container, EventContext, Receiver, Sender, create_container } from "rhea";
 import { WebSocket, createWebSocketStream } from "ws";
-import type { HubCore } from "../../core/hub-core";
 import {
   DEFAULT_TLS_HANDSHAKE_MS,
   LOOPBACK,
@@ -17,6 +16,7 @@ import {
   presentedChain,
 } from "../../listeners";
 import { ConnectionGrants, hubName } from "./auth";
+import type { AmqpEdgeDeps, ConnectionState, LinkHandler } from "./link-context";
 import { answerLinkProperties, azureFrameOptions, writeFramesInFull } from "./azure-frames";
 import { ConnectionRules } from "./connection-rules";
 import { DeviceConnections } from "./device-connections";
@@ -33,18 +33,11 @@ import { cbsMechanism, plainMechanism, principalOf } from "./sasl";
 import { routeLink } from "./routes";
 import { adapt, capIncomingMessages } from "./incoming";
 
-export { OVERSIZED } from "./incoming";
 import { batchWrites } from "../write-batch";
 
 export const DEFAULT_AMQPS_PORT = 5671;
 /** How long a refused connection's CLOSE frame may take to leave before the socket is destroyed. */
 const CLOSE_GRACE_MS = 1000;
-
-/** The edge serves links from the core alone (its C2D queues and telemetry included), like every other edge. */
-export interface AmqpEdgeDeps {
-  core: HubCore;
-  log: (line: string) => void;
-}
 
 export interface AmqpEdgeOptions {
   tls: { key: string; cert: string };
@@ -64,33 +57,6 @@ export interface AmqpEdgeLimits {
 }
 
 export const UNPRIVILEGED_AMQPS_PORT = 15671;
-
-/** What a link handler may need of the edge and of its connection. */
-export interface LinkContext {
-  deps: AmqpEdgeDeps;
-  edge: AmqpEdge;
-  state: ConnectionState;
-}
-
-/** What the edge calls on a link it routed (all optional). */
-export interface LinkHandler {
-  onMessage?(context: EventContext): void;
-  onSendable?(): void;
-  onOutcome?(context: EventContext, outcome: "accepted" | "released" | "rejected" | "modified"): void;
-  onClose?(): void;
-}
-
-export interface ConnectionState {
-  label: string;
-  grants: ConnectionGrants;
-  handlers: Set<LinkHandler>;
-  /** True while the client has not read what was sent to it: senders wait for 'drain' (they get onSendable). */
-  congested(): boolean;
-  /** What is sent until this turn of the event loop ends goes out in one write (write-batch.ts). */
-  batchWrites(): void;
-  /** Ends the connection with an AMQP error (CLOSE, then the socket). */
-  close(condition: string, description: string): void;
-}
 
 export class AmqpEdge {
   readonly container: Container;

@@ -14,7 +14,7 @@ import type { HubCore } from "../../core/hub-core";
 import type { DeviceCredentials } from "../../core/provisioning/attestation";
 import { DpsError, asDpsError, dpsBadRequest } from "../../core/provisioning/dps-errors";
 import type { Operation } from "../../core/provisioning/registrations";
-import type { LinkContext, LinkHandler } from "../amqp/server";
+import type { LinkContext, LinkHandler } from "../amqp/link-context";
 import { msSince } from "../timing";
 
 const REGISTRATION = /^([^/@]+)\/registrations\/([^/]+)$/;
