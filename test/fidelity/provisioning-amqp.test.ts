@@ -4,21 +4,16 @@
  * `{idScope}/registrations/{registrationId}`, links on that address, `iotdps-operation-type` requests answered by
  * correlation id. Symmetric keys, individual and group; the device then connects to the hub with its key.
  */
-import { createHmac } from "node:crypto";
 import { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import { Amqp as ProvisioningAmqp, AmqpWs as ProvisioningAmqpWs } from "azure-iot-provisioning-device-amqp";
 import { Client as DeviceClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import type { Hub } from "../localhub";
-import { startTestHub, tempDir } from "../helpers/hub";
-import { POLL_NOW, symmetricKeyRegistration } from "../helpers/provisioning";
+import { deriveGroupKey, startProvisioningHub, symmetricKeyRegistration } from "../helpers/provisioning";
 
 let hub: Hub;
 let service: ProvisioningServiceClient;
-beforeAll(async () => {
-  hub = await startTestHub(tempDir(), POLL_NOW);
-  service = ProvisioningServiceClient.fromConnectionString(hub.provisioning.connectionString);
-});
+beforeAll(async () => ({ hub, service } = await startProvisioningHub()));
 afterAll(() => hub.stop());
 
 const transports = [
@@ -63,9 +58,7 @@ describe.each(transports)("over %s", (name, transport) => {
         attestation: { type: "symmetricKey" },
       } as never)
     ).responseBody;
-    const derived = createHmac("sha256", Buffer.from(group.attestation.symmetricKey!.primaryKey, "base64"))
-      .update(`amqp-member-${id}`)
-      .digest("base64");
+    const derived = deriveGroupKey(group.attestation.symmetricKey!.primaryKey, `amqp-member-${id}`);
     const result = await symmetricKeyRegistration(
       hub.provisioning.idScope,
       `amqp-member-${id}`,

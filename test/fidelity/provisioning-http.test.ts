@@ -6,25 +6,18 @@
  * Register Device", "Individual Enrollment", "Enrollment Group") and the SDKs' sources; derived group keys follow
  * Azure's "How to provision devices using symmetric key enrollment groups".
  */
-import { createHmac } from "node:crypto";
 import { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import { Http as ProvisioningHttp } from "azure-iot-provisioning-device-http";
 import { Client as DeviceClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { createSasToken, setPortMap, type Hub } from "../localhub";
-import { rawRequest, startTestHub, tempDir } from "../helpers/hub";
-import { POLL_NOW, symmetricKeyRegistration } from "../helpers/provisioning";
+import { rawRequest, startTestHub } from "../helpers/hub";
+import { deriveGroupKey, startProvisioningHub, symmetricKeyRegistration } from "../helpers/provisioning";
 
 let hub: Hub;
 let service: ProvisioningServiceClient;
-beforeAll(async () => {
-  hub = await startTestHub(tempDir(), POLL_NOW);
-  service = ProvisioningServiceClient.fromConnectionString(hub.provisioning.connectionString);
-});
+beforeAll(async () => ({ hub, service } = await startProvisioningHub()));
 afterAll(() => hub.stop());
-
-const deriveKey = (groupKey: string, registrationId: string) =>
-  createHmac("sha256", Buffer.from(groupKey, "base64")).update(registrationId).digest("base64");
 
 function register(registrationId: string, key: string) {
   return symmetricKeyRegistration(hub.provisioning.idScope, registrationId, key, new ProvisioningHttp()).register();
@@ -153,7 +146,7 @@ it("provisions group members over Http with keys derived from the group key, as 
     } as never)
   ).responseBody;
   const groupKey = group.attestation.symmetricKey!.primaryKey;
-  const key = deriveKey(groupKey, "member-http-7");
+  const key = deriveGroupKey(groupKey, "member-http-7");
 
   const result = await register("member-http-7", key);
   expect(result).toMatchObject({ deviceId: "member-http-7", assignedHub: "localhost", status: "assigned" });
@@ -247,7 +240,7 @@ it("manages enrollment groups and registration states: update with etag, attesta
   const mechanism = (await service.getEnrollmentGroupAttestationMechanism("crud-group")).responseBody;
   expect(mechanism).toEqual(group.attestation);
   // A member of a disabled group is told so, and no device is created.
-  const key = deriveKey(group.attestation.symmetricKey!.primaryKey, "crud-member");
+  const key = deriveGroupKey(group.attestation.symmetricKey!.primaryKey, "crud-member");
   await expect(register("crud-member", key)).rejects.toThrow("status is disabled");
   expect(hub.core.identities.find("crud-member")).toBeUndefined();
   const state = (await service.getDeviceRegistrationState("crud-member")).responseBody;

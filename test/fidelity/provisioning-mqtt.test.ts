@@ -5,22 +5,17 @@
  * poll on `iotdps-get-operationstatus`, answers on `$dps/registrations/res/{status}/?$rid=&retry-after=`. The device
  * then works with the hub as any other: here it gets a desired patch.
  */
-import { createHmac } from "node:crypto";
 import { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import { Mqtt as ProvisioningMqtt, MqttWs as ProvisioningMqttWs } from "azure-iot-provisioning-device-mqtt";
 import { Client as DeviceClient, Twin } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { Registry } from "azure-iothub";
 import type { Hub } from "../localhub";
-import { startTestHub, tempDir } from "../helpers/hub";
-import { POLL_NOW, symmetricKeyRegistration } from "../helpers/provisioning";
+import { deriveGroupKey, startProvisioningHub, symmetricKeyRegistration } from "../helpers/provisioning";
 
 let hub: Hub;
 let service: ProvisioningServiceClient;
-beforeAll(async () => {
-  hub = await startTestHub(tempDir(), POLL_NOW);
-  service = ProvisioningServiceClient.fromConnectionString(hub.provisioning.connectionString);
-});
+beforeAll(async () => ({ hub, service } = await startProvisioningHub()));
 afterAll(() => hub.stop());
 
 const transports = [
@@ -79,9 +74,7 @@ describe.each(transports)("over %s", (name, transport) => {
         attestation: { type: "symmetricKey" },
       } as never)
     ).responseBody;
-    const derived = createHmac("sha256", Buffer.from(group.attestation.symmetricKey!.primaryKey, "base64"))
-      .update(`member-${id}`)
-      .digest("base64");
+    const derived = deriveGroupKey(group.attestation.symmetricKey!.primaryKey, `member-${id}`);
     const result = await symmetricKeyRegistration(
       hub.provisioning.idScope,
       `member-${id}`,

@@ -15,8 +15,8 @@ import { Client as DeviceClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import type { Hub } from "../localhub";
 import { ClientCertificate, certificate } from "../helpers/client-certificates";
-import { startTestHub, tempDir } from "../helpers/hub";
-import { POLL_NOW, x509Registration } from "../helpers/provisioning";
+import { tempDir } from "../helpers/hub";
+import { startProvisioningHub, x509Registration } from "../helpers/provisioning";
 
 let hub: Hub;
 let service: ProvisioningServiceClient;
@@ -27,8 +27,7 @@ beforeAll(async () => {
   [groupCa, folderCa] = await Promise.all([certificate("group signing CA"), certificate("folder CA")]);
   fs.mkdirSync(path.join(dataDir, "client-cas"));
   fs.writeFileSync(path.join(dataDir, "client-cas", "factory-ca.pem"), folderCa.cert);
-  hub = await startTestHub(dataDir, POLL_NOW);
-  service = ProvisioningServiceClient.fromConnectionString(hub.provisioning.connectionString);
+  ({ hub, service } = await startProvisioningHub(dataDir));
   await service.createOrUpdateEnrollmentGroup({
     enrollmentGroupId: "x509-signed",
     attestation: { type: "x509", x509: { signingCertificates: { primary: { certificate: groupCa.cert } } } },

@@ -52,21 +52,20 @@ async function inSlot<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Each concurrent test's own body (with its timeout), and its run once started. */
+const concurrentBodies = new WeakMap<Entry, () => Promise<unknown>>();
 const started = new WeakMap<Entry, Promise<unknown>>();
 const wrapped = new WeakSet<Entry>();
 
 /** A concurrent test's body: the first to run starts itself and every concurrent sibling that will run. */
-function concurrently(entry: Entry, run: () => Promise<unknown>, state: CircusState): Body {
-  const runs = new WeakMap<Entry, () => Promise<unknown>>();
-  runs.set(entry, run);
-  (entry as Entry & { runs?: typeof runs }).runs = runs;
+function concurrently(entry: Entry, state: CircusState): Body {
   return () => {
     if (!started.has(entry)) {
       for (const sibling of entry.parent?.children ?? []) {
-        const siblingRun = (sibling as Entry & { runs?: typeof runs }).runs?.get(sibling);
+        const body = concurrentBodies.get(sibling);
         const skipped = sibling.mode === "skip" || (state.hasFocusedTests && sibling.mode !== "only");
-        if (siblingRun && !skipped && !started.has(sibling)) {
-          const promise = inSlot(siblingRun);
+        if (body && !skipped && !started.has(sibling)) {
+          const promise = inSlot(body);
           promise.catch(() => {}); // its own test reports it
           started.set(sibling, promise);
         }
@@ -83,7 +82,8 @@ addEventHandler((event, state) => {
     const entry = block.children[block.children.length - 1];
     if (entry?.type !== "test" || entry.fn === undefined) return; // circus refused it, and says why
     const run = withTimeout(entry.fn, entry.timeout ?? DEFAULT_TIMEOUT_MS, `the test "${entry.name}"`);
-    entry.fn = entry.concurrent ? concurrently(entry, run, circusState) : run;
+    if (entry.concurrent) concurrentBodies.set(entry, run);
+    entry.fn = entry.concurrent ? concurrently(entry, circusState) : run;
   } else if (event.name === "add_hook") {
     const hook = block.hooks[block.hooks.length - 1];
     if (hook === undefined || wrapped.has(hook)) return; // circus refused it, and says why

@@ -1,7 +1,14 @@
-/** Device-side provisioning clients as Microsoft's samples build them, for the tests of the hub's DPS. */
+/**
+ * For the tests of the hub's DPS: a hub and the service client on it, device-side provisioning clients as Microsoft's
+ * samples build them, and a group member's key as Microsoft documents its derivation.
+ */
+import { createHmac } from "node:crypto";
 import { ProvisioningDeviceClient } from "azure-iot-provisioning-device";
+import { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import { SymmetricKeySecurityClient } from "azure-iot-security-symmetric-key";
 import { X509Security } from "azure-iot-security-x509";
+import type { Hub } from "../localhub";
+import { startTestHub, tempDir } from "./hub";
 
 type Transport = Parameters<typeof ProvisioningDeviceClient.create>[2];
 type Security = Parameters<typeof ProvisioningDeviceClient.create>[3];
@@ -28,4 +35,17 @@ export function x509Registration(
 }
 
 /** Hub options for provisioning tests: `retry-after: 0`, which the SDKs read as "poll now" (default 1). */
-export const POLL_NOW = { provisioning: { retryAfterSeconds: 0 } };
+const POLL_NOW = { provisioning: { retryAfterSeconds: 0 } };
+
+/** A test hub (fresh, or on `dataDir`) that tells devices to poll at once, and a ProvisioningServiceClient on it. */
+export async function startProvisioningHub(
+  dataDir = tempDir(),
+): Promise<{ hub: Hub; service: ProvisioningServiceClient }> {
+  const hub = await startTestHub(dataDir, POLL_NOW);
+  return { hub, service: ProvisioningServiceClient.fromConnectionString(hub.provisioning.connectionString) };
+}
+
+/** A symmetric-key group member's key: the HMAC-SHA256 of its registration id under the group's key (base64). */
+export function deriveGroupKey(groupKey: string, registrationId: string): string {
+  return createHmac("sha256", Buffer.from(groupKey, "base64")).update(registrationId).digest("base64");
+}
