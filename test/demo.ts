@@ -6,15 +6,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ChildProcess, spawn } from "node:child_process";
-import { pathToFileURL } from "node:url";
 import { PORT_REDIRECT_PATH, PortError, redirectEnv, startHub } from "./localhub";
 
 const ROOT = path.resolve(__dirname, "..");
 /**
  * What `npx tsx <file>` runs, in one process: tsx's command would start the script in a second node, which a signal
- * to the first does not always reach. Hooks loaded with --import, as a file URL (Windows paths are no URLs).
+ * to the first does not always reach. tsx's CommonJS hook is all these CommonJS scripts need, and it starts them
+ * without the ESM loader's thread.
  */
-const NODE_WITH_TSX = [process.execPath, "--import", pathToFileURL(require.resolve("tsx")).href];
+const NODE_WITH_TSX = [process.execPath, "--require", require.resolve("tsx/cjs")];
 const PATCH_TIMEOUT_MS = 15_000;
 
 const started = Date.now();

@@ -56,8 +56,13 @@ async function main(): Promise<void> {
   const resultsFile = path.join(os.tmpdir(), `jest-summary-${process.pid}.json`);
   fs.rmSync(resultsFile, { force: true });
   const jest = await run(
-    // The workers jest-light-runner forks inherit `--import tsx`: that is how they load the TypeScript tests.
-    ["--import", "tsx", require.resolve("jest/bin/jest"), ...args.filter((arg) => arg !== "--typecheck")],
+    // tsx's CommonJS hook lets jest load test/helpers/jest-runner.ts, which starts the workers with their own hooks.
+    [
+      "--require",
+      require.resolve("tsx/cjs"),
+      require.resolve("jest/bin/jest"),
+      ...args.filter((arg) => arg !== "--typecheck"),
+    ],
     { ...process.env, NODE_EXTRA_CA_CERTS: caPath, JEST_SUMMARY_FILE: resultsFile },
     false,
   );

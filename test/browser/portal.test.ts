@@ -30,7 +30,7 @@ beforeAll(async () => {
 });
 afterAll(() => hub.stop());
 
-/** The tutorial's receiver, as `node --import tsx`, in a process group of its own (stopped in the test's finally). */
+/** The tutorial's receiver, as `node --require tsx/cjs`, in a process group of its own (stopped in the test's finally). */
 const startReceiver = (moduleConnection: string) =>
   startScript("ReceiveModuleTwinDesiredPropertiesPatch.ts", {
     ...clientEnv(hub),

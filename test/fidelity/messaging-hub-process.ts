@@ -1,5 +1,5 @@
 /**
- * A hub with its messaging as its own process, for the kill -9 test: `node --import tsx messaging-hub-process.ts
+ * A hub with its messaging as its own process, for the kill -9 test: `node --require tsx/cjs messaging-hub-process.ts
  * DIR` starts it on free ports and prints one JSON line with the ports and connection strings.
  */
 import { startMessagingHub } from "./messaging-hub";

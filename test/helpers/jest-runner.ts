@@ -12,6 +12,17 @@ import type { Test, TestResult } from "@jest/test-result";
 import type { ChildProcess } from "node:child_process";
 
 const WORKER = pathToFileURL(path.join(path.dirname(require.resolve("jest-light-runner")), "worker-runner.js"));
+/**
+ * How a worker loads TypeScript: tsx's CommonJS hook, and one ESM hook that hands the test files jest-light-runner
+ * imports to the CommonJS loader (why: load-tests-as-commonjs.mjs).
+ */
+const HOOKS = pathToFileURL(path.join(__dirname, "load-tests-as-commonjs.mjs")).href;
+const WORKER_EXEC_ARGV = [
+  "--require",
+  require.resolve("tsx/cjs"),
+  "--import",
+  `data:text/javascript,import{register}from"node:module";register(${JSON.stringify(HOOKS)})`,
+];
 
 /** What a jest-light-runner worker asks its parent for once, and the answer it waits for. */
 const WORKER_DATA_QUESTION = "jest-light-runner-get-worker-data";
@@ -55,6 +66,7 @@ export default class LightChildProcessRunner {
           minThreads: workers,
           maxThreads: workers,
           env: process.env as Record<string, string>,
+          execArgv: WORKER_EXEC_ARGV,
           trackUnmanagedFds: false,
         });
         entry = { pool, workerData: { globalConfig: this.globalConfig, projectConfig, runtime: "child_process" } };

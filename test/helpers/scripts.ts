@@ -41,7 +41,7 @@ export function readerFolder(files: string[] = TUTORIAL_FILES): string {
 export type ScriptRun = ProcessRun;
 
 /**
- * Starts a tutorial script as `node --import tsx <script>` (tsx's command would add a process of its own), in an
+ * Starts a tutorial script as `node --require tsx/cjs <script>` (tsx's command would add a process of its own), in an
  * empty directory unless `cwd` is given, so that a developer's .env cannot leak into the test.
  */
 export function startScript(

@@ -166,7 +166,7 @@ const NOBODY = { uid: 65534, gid: 65534 };
         .map((line) => line.trim());
       const work = tempDir("reader-");
       const { code, stdout, stderr } = await runBash(
-        [...pasted, `${NODE_WITH_TSX.join(" ")} ${path.join(ROOT, "CreateModule.ts")}`],
+        [...pasted, [...NODE_WITH_TSX, path.join(ROOT, "CreateModule.ts")].map(shellQuoted).join(" ")],
         work,
       );
       expect(stderr).toBe("");
@@ -188,6 +188,11 @@ const NOBODY = { uid: 65534, gid: 65534 };
     expect(code).toBe(0);
   }, 60_000);
 });
+
+/** `word` as one word for bash, whatever it holds (a clone's path may have spaces). */
+function shellQuoted(word: string): string {
+  return `'${word.replace(/'/g, "'\\''")}'`;
+}
 
 /** Runs lines in bash in `cwd`, with only PATH and HOME from this process, as a reader's fresh terminal. */
 function runBash(lines: string[], cwd: string) {
