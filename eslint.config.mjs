@@ -16,8 +16,10 @@ export default defineConfig(
   {
     languageOptions: {
       parserOptions: {
-        // The JavaScript files (configs, the port-redirect preload, jest's transform and reporter) are outside tsconfig.json: a default project.
-        projectService: { allowDefaultProject: ["*.js", "*.mjs", "test/localhub/*.cjs", "test/helpers/*.cjs"] },
+        // The JavaScript files (configs, the port-redirect preload, the workers' ESM hook, the reporter) are outside tsconfig.json: a default project.
+        projectService: {
+          allowDefaultProject: ["*.js", "*.mjs", "test/localhub/*.cjs", "test/helpers/*.cjs", "test/helpers/*.mjs"],
+        },
         tsconfigRootDir: dirname(fileURLToPath(import.meta.url)), // import.meta.dirname needs Node 20.11
       },
     },
