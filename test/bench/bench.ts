@@ -137,13 +137,14 @@ async function measureRoundTrips(hub: BenchHub): Promise<void> {
   if (wanted("startup")) {
     log(`4. Script start-up: CreateModule.ts, second run (identities exist), median of ${flags.runs}`);
     const startup = measureStartup(hub.connectionString, hub.clientEnv, flags.runs);
-    log(`   npx tsx CreateModule.ts           ${startup.npxTsxMs} ms`);
-    log(`   tsx CreateModule.ts (no npx)      ${startup.tsxMs} ms`);
-    log(`   node --import tsx CreateModule.ts ${startup.nodeImportTsxMs} ms`);
-    log(`   node CreateModule.js (compiled)   ${startup.nodeMs} ms`);
+    log(`   npx tsx CreateModule.ts                ${startup.npxTsxMs} ms`);
+    log(`   tsx CreateModule.ts (no npx)           ${startup.tsxMs} ms`);
+    log(`   node --import tsx CreateModule.ts      ${startup.nodeImportTsxMs} ms`);
+    log(`   node --require tsx/cjs CreateModule.ts ${startup.nodeRequireTsxMs} ms`);
+    log(`   node CreateModule.js (compiled)        ${startup.nodeMs} ms`);
     const s = startup.split;
     log(
-      `   where it goes: npx resolution ${s.npxResolutionMs} ms, tsx's extra process ${s.tsxExtraProcessMs} ms, tsx loader and transform ${s.tsxLoaderAndTransformMs} ms;`,
+      `   where it goes: npx resolution ${s.npxResolutionMs} ms, tsx's extra process ${s.tsxExtraProcessMs} ms, tsx's ESM loader ${s.tsxEsmLoaderMs} ms, tsx's CommonJS hook and transform ${s.tsxHookAndTransformMs} ms;`,
     );
     log(
       `   inside node: boot ${s.nodeBootMs} ms, loading the SDK ${s.sdkLoadMs} ms, our own code ${startup.ownCodeMs} ms, the four REST calls ${s.networkMs} ms`,
