@@ -178,6 +178,28 @@ describe("cloud-to-device", () => {
     expect(running.hub.core.cloudToDevice.pendingFor("gone-dev")).toEqual([]);
   });
 
+  it("counts the messages waiting for a device in its identity and its twin until the device takes them", async () => {
+    const registry = Registry.fromConnectionString(running.hub.connectionString);
+    const waiting = async () => {
+      const device = (await registry.get("count-dev")).responseBody;
+      const twin = (await registry.getTwin("count-dev")).responseBody as unknown as {
+        cloudToDeviceMessageCount: number;
+      };
+      expect(twin.cloudToDeviceMessageCount).toBe(device.cloudToDeviceMessageCount);
+      return device.cloudToDeviceMessageCount;
+    };
+    const connectionString = await newDevice("count-dev");
+    expect(await waiting()).toBe(0);
+    await service.send("count-dev", message("first"));
+    await service.send("count-dev", message("second"));
+    expect(await waiting()).toBe(2);
+    const { received } = await openDevice(connectionString);
+    await eventually(() => received.length === 2, "both messages");
+    // The device completes each one (PUBACK), and the hub takes it out of the queue then.
+    await eventually(() => running.hub.core.cloudToDevice.pendingFor("count-dev").length === 0, "the completions");
+    expect(await waiting()).toBe(0);
+  });
+
   it(`refuses the message after ${MAX_MESSAGES_PER_DEVICE} queued for one device`, async () => {
     await newDevice("full-dev");
     for (let i = 0; i < MAX_MESSAGES_PER_DEVICE; i++) await service.send("full-dev", message(String(i)));

@@ -203,6 +203,12 @@ export class CloudToDeviceQueue extends EventEmitter {
     this.settle(message, "DeliveryCountExceeded");
   }
 
+  /** The messages in a device's queue that have not expired, sent or not: IoT Hub's cloudToDeviceMessageCount. */
+  waitingFor(deviceId: string): number {
+    const now = this.now();
+    return (this.queues.get(deviceId) ?? []).filter((message) => message.expiryTimeMs > now).length;
+  }
+
   /** Empties a device's queue (the device was deleted). */
   async purge(deviceId: string): Promise<number> {
     const queue = [...(this.queues.get(deviceId) ?? [])];

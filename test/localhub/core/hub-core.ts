@@ -56,6 +56,7 @@ export class HubCore {
     this.twins = new Twins(this.durability, this.identities, this.events);
     this.methods = new DirectMethods(this.identities, this.events);
     this.cloudToDevice = new CloudToDeviceQueue(stores.cloudToDevice, this.identities, log);
+    this.identities.queuedCloudToDevice = (deviceId) => this.cloudToDevice.waitingFor(deviceId);
     this.telemetry = new Telemetry(stores.events, this.identities);
     this.provisioning = new Provisioning(store, this.durability, this.identities, this.twins, hostName);
     // A deleted device's queue goes with it (feedback Purged where asked), as on IoT Hub: a device created again

@@ -31,6 +31,8 @@ export class Identities {
   private readonly modules = new Map<string, Map<string, Identity>>();
   private readonly connected = new Set<string>();
   private membership = 0;
+  /** How many cloud-to-device messages wait for a device: the hub core points this at its queue once it is built. */
+  queuedCloudToDevice: (deviceId: string) => number = () => 0;
 
   constructor(
     private readonly store: Store<StoredRecord>,
@@ -87,14 +89,18 @@ export class Identities {
 
   // ---- devices ----
 
+  private deviceView(device: Identity): JsonObject {
+    return deviceJson(device, this.isConnected(device), this.queuedCloudToDevice(device.deviceId));
+  }
+
   async getDevice(deviceId: string): Promise<JsonObject> {
     await this.durability.settled();
-    return deviceJson(this.require(deviceId), this.isConnected(this.require(deviceId)));
+    return this.deviceView(this.require(deviceId));
   }
 
   async listDevices(top = 1000): Promise<JsonObject[]> {
     await this.durability.settled();
-    return [...this.devices.values()].slice(0, Math.max(0, top)).map((d) => deviceJson(d, this.isConnected(d)));
+    return [...this.devices.values()].slice(0, Math.max(0, top)).map((d) => this.deviceView(d));
   }
 
   /** PUT /devices/{id}: create (409 if it exists and no If-Match was sent) or update (If-Match etag or `*`). */
@@ -102,7 +108,7 @@ export class Identities {
     const { device, revoke } = this.applyDevice(deviceId, body, ifMatch);
     await this.durability.committed();
     if (revoke) this.events.emit("revoked", { key: deviceId, withModules: true });
-    return deviceJson(device, this.isConnected(device));
+    return this.deviceView(device);
   }
 
   /** The synchronous part of a device PUT, shared with bulk import: validate, then change memory and the store. */

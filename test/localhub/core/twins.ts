@@ -97,7 +97,8 @@ export class Twins {
 
   json(identity: Identity): JsonObject {
     const device = this.identities.find(identity.deviceId) ?? identity;
-    return twinJson(identity, device, this.identities.isConnected(identity));
+    const queued = this.identities.queuedCloudToDevice(identity.deviceId);
+    return twinJson(identity, device, this.identities.isConnected(identity), queued);
   }
 
   private async commit(identity: Identity, desiredPatch: JsonObject | undefined): Promise<JsonObject> {

@@ -11,7 +11,8 @@ const connectionState = (connected: boolean): string => (connected ? "Connected"
 const scopes = (d: Identity): JsonObject =>
   d.deviceScope === undefined ? {} : { deviceScope: d.deviceScope, parentScopes: d.parentScopes ?? [] };
 
-export function deviceJson(d: Identity, connected: boolean): JsonObject {
+/** `queued`: the cloud-to-device messages waiting for the device (IoT Hub's cloudToDeviceMessageCount). */
+export function deviceJson(d: Identity, connected: boolean, queued: number): JsonObject {
   return {
     deviceId: d.deviceId,
     generationId: d.generationId,
@@ -22,7 +23,7 @@ export function deviceJson(d: Identity, connected: boolean): JsonObject {
     connectionStateUpdatedTime: d.connectionStateUpdatedTime,
     statusUpdatedTime: d.statusUpdatedTime,
     lastActivityTime: d.lastActivityTime,
-    cloudToDeviceMessageCount: 0,
+    cloudToDeviceMessageCount: queued,
     capabilities: d.capabilities ?? { iotEdge: false },
     ...scopes(d),
     authentication: d.authentication as unknown as JsonObject,
@@ -40,13 +41,14 @@ export function moduleJson(m: Identity, connected: boolean): JsonObject {
     connectionState: connectionState(connected),
     connectionStateUpdatedTime: m.connectionStateUpdatedTime,
     lastActivityTime: m.lastActivityTime,
+    // IoT Hub sends cloud-to-device messages to devices only, never to a module.
     cloudToDeviceMessageCount: 0,
     authentication: m.authentication as unknown as JsonObject,
   };
 }
 
-/** The service view of a twin; `device` gives a module twin its device's status. */
-export function twinJson(identity: Identity, device: Identity, connected: boolean): JsonObject {
+/** The service view of a twin; `device` gives a module twin its device's status; `queued` as for deviceJson. */
+export function twinJson(identity: Identity, device: Identity, connected: boolean, queued: number): JsonObject {
   const twin = identity.twin;
   return {
     deviceId: identity.deviceId,
@@ -57,7 +59,7 @@ export function twinJson(identity: Identity, device: Identity, connected: boolea
     statusUpdateTime: device.statusUpdatedTime,
     connectionState: connectionState(connected),
     lastActivityTime: identity.lastActivityTime,
-    cloudToDeviceMessageCount: 0,
+    cloudToDeviceMessageCount: identity.moduleId === undefined ? queued : 0,
     authenticationType: identity.authentication.type,
     x509Thumbprint: identity.authentication.x509Thumbprint,
     modelId: "",
