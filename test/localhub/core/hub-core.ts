@@ -52,11 +52,12 @@ export class HubCore {
     this.durability = new Durability(store);
     this.policies = new Policies(store);
     this.sessions = new Sessions(store, this.durability);
-    this.identities = new Identities(store, this.durability, etags, this.sessions, this.events);
+    this.identities = new Identities(store, this.durability, etags, this.sessions, this.events, (deviceId) =>
+      this.cloudToDevice.waitingFor(deviceId),
+    );
     this.twins = new Twins(this.durability, this.identities, this.events);
     this.methods = new DirectMethods(this.identities, this.events);
     this.cloudToDevice = new CloudToDeviceQueue(stores.cloudToDevice, this.identities, log);
-    this.identities.queuedCloudToDevice = (deviceId) => this.cloudToDevice.waitingFor(deviceId);
     this.telemetry = new Telemetry(stores.events, this.identities);
     this.provisioning = new Provisioning(store, this.durability, this.identities, this.twins, hostName);
     // A deleted device's queue goes with it (feedback Purged where asked), as on IoT Hub: a device created again

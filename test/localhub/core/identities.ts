@@ -31,8 +31,6 @@ export class Identities {
   private readonly modules = new Map<string, Map<string, Identity>>();
   private readonly connected = new Set<string>();
   private membership = 0;
-  /** How many cloud-to-device messages wait for a device: the hub core points this at its queue once it is built. */
-  queuedCloudToDevice: (deviceId: string) => number = () => 0;
 
   constructor(
     private readonly store: Store<StoredRecord>,
@@ -40,6 +38,8 @@ export class Identities {
     private readonly etags: EtagCounter,
     private readonly sessions: Sessions,
     private readonly events: HubEvents,
+    /** How many cloud-to-device messages wait for a device (the hub core's queue, built after this). */
+    readonly queuedCloudToDevice: (deviceId: string) => number,
   ) {
     for (const [key, record] of store.entries) {
       if (!isIdentityStoreKey(key)) continue;
